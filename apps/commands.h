@@ -1,0 +1,19 @@
+/* apps/commands.h — the subcommands of the `debcm` program. Each takes the arguments after its name
+ * (argv[0] is the subcommand name, ready for getopt_long) and returns the process exit status:
+ * 0 success, 1 failure (a one-line "debcm <cmd>: error: ..." on stderr), 2 bad usage. Every subcommand
+ * understands --help, which prints its usage on stdout and returns 0. */
+#ifndef DEBCM_APPS_COMMANDS_H
+#define DEBCM_APPS_COMMANDS_H
+
+#define DEBCM_EXIT_OK 0
+#define DEBCM_EXIT_FAIL 1
+#define DEBCM_EXIT_USAGE 2
+
+int cmd_inspect(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+/* Print "debcm <cmd>: error: <debcm_last_error()>" on stderr and return DEBCM_EXIT_FAIL. */
+int cmd_report_error(const char *cmd);
+
+#endif

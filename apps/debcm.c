@@ -1,0 +1,53 @@
+/* apps/debcm.c — the `debcm` command: dispatches to the subcommands of apps/commands.h and prints the overall
+ * usage. This is the only entry point users touch; everything it runs lives in io/, engine/, models/ and
+ * kernels/. */
+#include <stdio.h>
+#include <string.h>
+
+#include "apps/commands.h"
+#include "engine/error.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} debcm_command;
+
+static const debcm_command commands[] = {
+    {"inspect", cmd_inspect, "check a dataset in the published DebCM layout and summarise it"},
+    {"synth", cmd_synth, "write a synthetic dataset in the published layout"},
+    {"version", cmd_version, "print the version, the build's libraries and the GPUs found"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: debcm <command> [options]   (debcm <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int cmd_report_error(const char *cmd)
+{
+    fprintf(stderr, "debcm %s: error: %s\n", cmd, debcm_last_error());
+    return DEBCM_EXIT_FAIL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return DEBCM_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return DEBCM_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "debcm: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return DEBCM_EXIT_USAGE;
+}

@@ -1,0 +1,33 @@
+/* engine/error.h — one way to report errors across every layer of debcm.
+ *
+ * Functions that can fail return 0 on success and -1 on failure, after recording a one-line message with
+ * debcm_fail(). The message says what was expected and what was found; callers that know more context (the
+ * file, the row, the field) prepend it with debcm_error_prefix() as the error travels up, so that what the
+ * user finally sees reads "data_matching/train.npy: row 17, field 'music': expected ... , found ...".
+ * The buffer is thread-local, so parallel loaders do not clobber each other's messages. */
+#ifndef DEBCM_ERROR_H
+#define DEBCM_ERROR_H
+
+#include <stddef.h>
+
+#define DEBCM_ERROR_MAX 1024
+
+#if defined(__GNUC__)
+#define DEBCM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DEBCM_PRINTF(a, b)
+#endif
+
+/* Record a message (printf-style) and return -1, so that `return debcm_fail(...)` reads naturally. */
+int debcm_fail(const char *fmt, ...) DEBCM_PRINTF(1, 2);
+
+/* Prepend context to the current message: "<context>: <old message>". Returns -1. */
+int debcm_error_prefix(const char *fmt, ...) DEBCM_PRINTF(1, 2);
+
+/* The last recorded message ("" when none). */
+const char *debcm_last_error(void);
+
+/* Forget the current message. */
+void debcm_error_clear(void);
+
+#endif
