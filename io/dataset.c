@@ -23,6 +23,7 @@
 
 /* ---- problems ------------------------------------------------------------------------------------------- */
 
+static void problems_vadd(problem_list *p, problem_severity sev, const char *fmt, va_list ap) DEBCM_PRINTF(3, 0);
 static void problems_vadd(problem_list *p, problem_severity sev, const char *fmt, va_list ap)
 {
     if (sev == PROBLEM_ERROR)
@@ -395,16 +396,17 @@ static int load_features(feat_matrix *m, problem_list *p, const char *dir, const
         m->data = m->owned;
         npy_close(&m->file); /* the converted copy is all that is needed */
     }
-    /* NaN/Inf: one pass, the first offender reported with its row and column. */
-    int64_t total = m->rows * m->cols, bad = 0, first = -1;
+    /* NaN/Inf: one vectorisable counting pass over the whole matrix (threads split it; the count does not
+     * depend on the split); only when something is found, a second pass finds the first offender, reported
+     * with its row and column. */
+    int64_t total = m->rows * m->cols, bad = 0, first = 0;
     const float *d = m->data;
-    for (int64_t i = 0; i < total; i++) {
-        if (!isfinite(d[i])) {
-            if (first < 0)
-                first = i;
-            bad++;
-        }
-    }
+    const uint32_t *bits = (const uint32_t *)(const void *)d;
+#pragma omp parallel for reduction(+ : bad) schedule(static)
+    for (int64_t i = 0; i < total; i++)
+        bad += (bits[i] & 0x7f800000u) == 0x7f800000u; /* exponent all ones: inf or NaN */
+    while (bad && isfinite(d[first]))
+        first++;
     if (bad) {
         problems_add(p, PROBLEM_ERROR,
                      "%s: row %lld, column %lld: expected finite %s, found %s (%lld non-finite values in all)", path,
@@ -886,12 +888,6 @@ static int load_vector(float **out, int64_t *len, problem_list *p, const char *d
 
 /* ---- evaluation rows -------------------------------------------------------------------------------------- */
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int load_eval(eval_split *e, problem_list *p, const char *dir, const char *split, int64_t n_videos,
                      int64_t n_musics)
 {
@@ -902,7 +898,7 @@ static int load_eval(eval_split *e, problem_list *p, const char *dir, const char
     npy_file f = {0};
     pickle_doc doc = {0};
     int have_doc = 0, rc = -1;
-    int64_t *sorted = NULL;
+    int64_t *seen = NULL; /* [n_musics] */
     if (npy_open(&f, path) != 0) {
         problems_add_last_error(p);
         return -1;
@@ -937,8 +933,8 @@ static int load_eval(eval_split *e, problem_list *p, const char *dir, const char
     e->video = malloc((size_t)n * sizeof *e->video);
     e->positive = malloc((size_t)n * sizeof *e->positive);
     e->negatives = malloc((size_t)n * (size_t)k * sizeof *e->negatives);
-    sorted = malloc((size_t)k * sizeof *sorted);
-    if (!e->video || !e->positive || !e->negatives || !sorted) {
+    seen = n_musics > 0 ? calloc((size_t)n_musics, sizeof *seen) : NULL;
+    if (!e->video || !e->positive || !e->negatives || (n_musics > 0 && !seen)) {
         problems_add(p, PROBLEM_ERROR, "%s: out of memory for %lld evaluation rows", path, (long long)n);
         goto done;
     }
@@ -976,16 +972,25 @@ static int load_eval(eval_split *e, problem_list *p, const char *dir, const char
                               (long long)r, (long long)n_musics, (long long)row[j], (long long)j);
                 break;
             }
-        memcpy(sorted, row, (size_t)k * sizeof *sorted);
-        qsort(sorted, (size_t)k, sizeof *sorted, cmp_i64);
-        for (int64_t j = 1; j < k; j++)
-            if (sorted[j] == sorted[j - 1]) {
+        /* duplicates and the positive among the negatives: seen[m] == r + 1 marks music m as listed in row r
+         * (ids are in range here: a row with an out-of-range id was reported above and skipped) */
+        int in_range = 1;
+        for (int64_t j = 0; j < k; j++)
+            in_range &= row[j] >= 0 && row[j] < n_musics;
+        if (!in_range || !seen)
+            continue;
+        for (int64_t j = 0; j < k; j++) {
+            if (seen[row[j]] == r + 1) {
                 row_check_hit(p, &dup, PROBLEM_WARNING, "%s: row %lld, field 'negatives': music %lld is listed "
-                              "more than once", path, (long long)r, (long long)sorted[j]);
+                              "more than once", path, (long long)r, (long long)row[j]);
                 e->rows_duplicate_negatives++;
                 break;
             }
-        if (bsearch(&e->positive[r], sorted, (size_t)k, sizeof *sorted, cmp_i64)) {
+            seen[row[j]] = r + 1;
+        }
+        for (int64_t j = 0; j < k; j++)
+            seen[row[j]] = r + 1; /* complete the marks when the loop above stopped early */
+        if (e->positive[r] >= 0 && e->positive[r] < n_musics && seen[e->positive[r]] == r + 1) {
             row_check_hit(p, &pos_in_neg, PROBLEM_WARNING, "%s: row %lld: the positive music %lld is also listed "
                           "among its own negatives", path, (long long)r, (long long)e->positive[r]);
             e->rows_positive_in_negatives++;
@@ -1028,7 +1033,7 @@ static int load_eval(eval_split *e, problem_list *p, const char *dir, const char
     if (bad_w.count)
         rc = -1;
 done:
-    free(sorted);
+    free(seen);
     if (have_doc)
         pickle_free(&doc);
     npy_close(&f);

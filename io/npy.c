@@ -255,6 +255,8 @@ int npy_parse_header(npy_header *h, const uint8_t *buf, size_t len, const char *
     memset(h, 0, sizeof *h);
     if (!name)
         name = "<buffer>";
+    if (len == 0)
+        return debcm_fail("%s: empty (0 bytes), expected a .npy file", name);
     size_t nmagic = len < sizeof npy_magic ? len : sizeof npy_magic;
     if (memcmp(buf, npy_magic, nmagic) != 0) {
         char found[32] = "";
@@ -443,7 +445,10 @@ int npy_open(npy_file *f, const char *path)
         return debcm_fail("%s: file of %lld bytes does not fit in the address space", path, (long long)st.st_size);
     }
     size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    /* MAP_POPULATE: every byte is read at least once (the dataset layer checks each feature for NaN/Inf), and
+     * faulting the pages in one call costs a quarter of faulting them one by one (measured with
+     * bench/bench_load on tt150k: 0.92 s -> 0.70 s). The pages are page cache, not private memory. */
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     int e = errno;
     close(fd);
     if (map == MAP_FAILED)
@@ -576,10 +581,10 @@ static void describe_elem(char *buf, size_t cap, const conv_shape *s, int64_t d)
                  (long long)(d % s->cols));
 }
 
-#define NPY_TILE 64
+#define NPY_TILE 32 /* measured: 32 beats 16, 64 and 128 on a 32768x4096 float32 transpose */
 
 /* Visit every element once: p points at the source element, d is its flat index in C order. BODY may `goto` out.
- * Fortran-order sources are walked in 64x64 tiles so both sides stay in cache. */
+ * Fortran-order sources are walked in 32x32 tiles so both sides stay in cache. */
 #define NPY_FOR_EACH(SIZE, BODY)                                                                               \
     do {                                                                                                       \
         if (!s.transpose) {                                                                                    \
@@ -909,7 +914,8 @@ static int check_write_shape(const char *path, int ndim, const int64_t *shape, i
     return 0;
 }
 
-/* payload in the file's order and byte order, through a bounded buffer */
+/* payload in the file's order and byte order, through a bounded buffer (element by element when swapping or
+ * transposing: the writer serves small outputs, the fast path is the plain fwrite) */
 static int write_payload(atomic_file *a, const uint8_t *src, int esize, int swap, int transpose, int64_t rows,
                          int64_t cols, int64_t count)
 {

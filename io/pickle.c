@@ -1225,7 +1225,8 @@ static int run(vm *m, node **result)
             if (!m->nmarks)
                 return vm_fail(m, "TUPLE without a MARK");
             size_t base = m->marks[--m->nmarks];
-            node *t = new_seq(m, PV_TUPLE, m->stack + base, m->sp - base);
+            /* "(t" before anything was pushed: the stack is not even allocated yet */
+            node *t = new_seq(m, PV_TUPLE, m->sp > base ? m->stack + base : NULL, m->sp - base);
             m->sp = base;
             if (push(m, t))
                 return -1;

@@ -4,12 +4,15 @@
  * reader is a pickle virtual machine that knows only the opcodes of protocols 2–5 that such a stream needs and
  * only these globals, under both `numpy.core` and `numpy._core`:
  *   multiarray._reconstruct, multiarray.scalar, numeric._frombuffer, numpy.ndarray, numpy.dtype,
- *   and _codecs.encode (how protocol 2 spells bytes; only with 'latin1').
+ *   _codecs.encode (how protocol 2 spells bytes; only with 'latin1') and builtins.bytes (protocol 2's b'').
  * It builds a tree of plain values: None, bool, int (int64), float (double), str, bytes, list, tuple, and
  * ndarray (numeric payloads kept as raw bytes with their dtype; object payloads as a list of values in C order).
  * NumPy scalars become int/float/bool values. Everything else — any other global, opcode, a REDUCE on anything
  * but the callables above, nesting deeper than PICKLE_MAX_DEPTH, a length field past the end of the data — is
  * refused with a one-line error. Nothing is ever executed: a hostile file is an error, never an exploit.
+ * The tree is acyclic (a recursive structure is refused) but may share sub-objects that the stream shared
+ * through its memo; expanded, it holds at most PICKLE_MAX_VALUES values. Strings, payloads and nodes are copies
+ * in the document's arena: the input buffer may be released after pickle_load.
  *
  * The writer emits protocol-3 streams of the same shape as NumPy's own, so NumPy (allow_pickle=True) and the
  * published code can read what `debcm synth` writes. */
@@ -29,7 +32,7 @@ typedef enum {
     PV_BOOL,
     PV_INT,
     PV_FLOAT,
-    PV_STR,     /* UTF-8, not NUL-terminated (s, n) */
+    PV_STR,     /* UTF-8 (s, n); a NUL follows the n bytes, but s may contain NULs itself */
     PV_BYTES,
     PV_LIST,
     PV_TUPLE,
@@ -47,11 +50,16 @@ struct pv {
         struct { pv **items; size_t n; } seq;           /* PV_LIST, PV_TUPLE */
         struct {
             npy_type type;               /* NPY_OBJECT: items holds count values (C order) */
-            int big_endian, fortran_order, ndim;
+            int big_endian;              /* numeric payload stored big-endian ('>'); 0 for 1-byte types */
+            int fortran_order;           /* the pickle's is_fortran, kept only for ndim 2 (else 0) */
+            int ndim;                    /* 0..NPY_MAX_NDIM */
             int64_t shape[NPY_MAX_NDIM];
             int64_t count;
-            const uint8_t *data;         /* numeric payload: count * npy_type_size(type) bytes */
-            pv **items;                  /* NPY_OBJECT payload, already in C order */
+            const uint8_t *data;         /* numeric payload: count * npy_type_size(type) bytes, in the memory
+                                            order of fortran_order and byte order of big_endian, 16-byte aligned
+                                            (give it to npy_convert_f32/npy_convert_i64); NULL for NPY_OBJECT */
+            pv **items;                  /* NPY_OBJECT payload in C order: NumPy pickles the elements of an
+                                            object array in C order even when is_fortran is set */
         } arr;
     } u;
 };
@@ -72,7 +80,7 @@ const char *pv_kind_name(pv_kind k);
 
 /* Writer: a growable byte buffer holding a protocol-3 stream of one object ndarray, filled in C order. The
  * stream is the one NumPy 1.24's np.save writes for the same Python objects, byte for byte: the same opcodes,
- * APPENDS batches of 1000, and the same memo numbering (BINPUT after every memoized object, BINGET for the
+ * MARK ... APPENDS batches of 1000, and the same memo numbering (BINPUT after every memoized object, BINGET for the
  * repeated globals, dtypes and the strs/bytes CPython shares: '', 1-character strs, 0- and 1-byte bytes). */
 typedef struct {
     uint8_t *buf;

@@ -2,7 +2,7 @@
  * `debcm synth` needs them for data_matching/train.npy and 100neg/{val,test}.npy (SPEC §1; npy_write_object puts
  * the '|O' header in front). The stream mimics what NumPy 1.24's np.save emits through CPython's pickler for the
  * same Python objects, byte for byte: _reconstruct/BUILD for the array, numpy.dtype REDUCE/BUILD for its dtype,
- * the elements in C order in APPENDS batches of 1000 (pickle's _BATCHSIZE), BINPUT after every object the
+ * the elements in C order in APPENDS batches of 1000 (as the C pickler cuts lists), BINPUT after every object the
  * pickler memoizes, and BINGET where CPython hands it an object it has already seen — the globals, the
  * dtype singletons, b'b', and the strs and bytes that CPython caches ('', 1-character strs below U+0100, 0- and
  * 1-byte bytes). So the published code and NumPy read what we write, and a file written here can be compared
@@ -250,28 +250,33 @@ static void emit_shape(pickle_writer *w, int ndim, const int64_t *shape)
     memoize(w);
 }
 
-/* _batch_appends over an already memoized list of n items, one callback per item */
+/* The items of an already memoized list, as CPython's C pickler writes an exact list (batch_list_exact in
+ * Modules/_pickle.c, which differs from Lib/pickle.py here): a list of one item is that item and APPEND; any
+ * other is cut into batches of 1000, each MARK ... APPENDS — a last batch of one item included. */
 static void emit_float_items(pickle_writer *w, const double *v, size_t n)
 {
+    if (n == 1) {
+        emit_float(w, v[0]);
+        put1(w, 'a');
+        return;
+    }
     for (size_t start = 0; start < n; start += BATCH) {
         size_t k = n - start < BATCH ? n - start : BATCH;
-        if (k > 1)
-            put1(w, '(');
+        put1(w, '(');
         for (size_t i = 0; i < k; i++)
             emit_float(w, v[start + i]);
-        put1(w, k > 1 ? 'e' : 'a');
+        put1(w, 'e');
     }
 }
 
-/* The outer array's elements are batched in the same way, across calls: a MARK before the first item of each
- * batch of more than one, APPENDS (or APPEND) after its last. */
+/* The outer array's elements are batched in the same way, across calls. */
 static int elem_begin(pickle_writer *w)
 {
     if (w->failed)
         return -1;
     if (w->written >= w->total)
         return w_fail(w, "more elements than the array's shape holds");
-    if (w->written % BATCH == 0 && w->total - w->written > 1)
+    if (w->written % BATCH == 0 && w->total > 1)
         put1(w, '(');
     return 0;
 }
@@ -279,10 +284,10 @@ static int elem_begin(pickle_writer *w)
 static int elem_end(pickle_writer *w)
 {
     w->written++;
-    if (w->written % BATCH == 0 || w->written == w->total) {
-        int64_t start = (w->written - 1) / BATCH * BATCH;
-        put1(w, w->total - start > 1 ? 'e' : 'a');
-    }
+    if (w->total == 1)
+        put1(w, 'a');
+    else if (w->written % BATCH == 0 || w->written == w->total)
+        put1(w, 'e');
     return w->failed ? -1 : 0;
 }
 

@@ -7,8 +7,9 @@
  * rows, one cblas_sgemm with the projection, then bias, noise and ReLU in place, the block still in cache.
  *
  * The planted structure, in the order it is generated:
- *   music m: genre g(m) (uniform; musics 0..G-1 take genres 0..G-1 so that none is empty; a share multi_genre get
- *            a second genre), popularity rank r(m) (a random permutation), Zipf weight pop(m) = (r(m)+1)^-zipf,
+ *   music m: genre g(m) ∝ (g+1)^-½ (uneven, like a real catalogue; musics 0..G-1 take genres 0..G-1 so that
+ *            none is empty; a share multi_genre get a uniform second genre), popularity rank r(m) (a random
+ *            permutation), Zipf weight pop(m) = (r(m)+1)^-zipf,
  *            latent z_m = (c_g(m) + n) / sqrt 2 with a genre centre c_g ~ N(0, I) and n ~ N(0, I).
  *   music features: VGGish = (s P_a z_m / sqrt L + σ n) / sqrt(s² + σ²) (about unit variance, like VGGish's
  *            whitened embeddings); openSMILE = the same with its own projection, then min-max normalised per
@@ -154,27 +155,41 @@ int synth_config_validate(const synth_config *c)
 
 /* ---- random numbers ------------------------------------------------------------------------------------------ */
 
-/* One Box–Muller normal from two 32-bit words: the expression of rng_normal(), so that fill_normal() below yields
- * exactly rng_normal(seed, stream, i) for every i while spending one Philox call per two normals. */
-static inline float box_muller(uint32_t a, uint32_t b)
+/* Standard normals of the generator: element i of a stream comes from Philox call i/4, whose four words make two
+ * Box–Muller pairs (radius from one word, angle from the next) and each pair gives both its cosine and its sine.
+ * Not rng_normal()'s sequence (which keeps only the cosine: two Philox words per normal): the features take
+ * ~360 million normals at the tt150k scale, and this form needs half the logarithms and no extra Philox calls. */
+static inline void normal4(float out[4], uint64_t seed, uint64_t stream, uint64_t group)
 {
-    return sqrtf(-2.0f * logf(rng_u01(a))) * cosf(6.28318530717958647692f * rng_u01(b));
+    rng_u32x4 r = rng_philox(seed, stream, group);
+    float ra = sqrtf(-2.0f * logf(rng_u01(r.v[0]))), rb = sqrtf(-2.0f * logf(rng_u01(r.v[2])));
+    float sa, ca, sb, cb;
+    sincosf(6.28318530717958647692f * rng_u01(r.v[1]), &sa, &ca);
+    sincosf(6.28318530717958647692f * rng_u01(r.v[3]), &sb, &cb);
+    out[0] = ra * ca;
+    out[1] = ra * sa;
+    out[2] = rb * cb;
+    out[3] = rb * sb;
 }
 
-/* out[k] = rng_normal(seed, stream, i0 + k) for k < n. */
+/* out[k] = element i0 + k of the normal stream, k < n (the same values whatever i0's alignment). */
 static void fill_normal(float *out, int64_t n, uint64_t seed, uint64_t stream, uint64_t i0)
 {
+    float q[4];
     int64_t k = 0;
     uint64_t i = i0;
-    if (n > 0 && (i & 1))
-        out[k++] = rng_normal(seed, stream, i++);
-    for (; k + 1 < n; k += 2, i += 2) {
-        rng_u32x4 r = rng_philox(seed, stream, i >> 1);
-        out[k] = box_muller(r.v[0], r.v[1]);
-        out[k + 1] = box_muller(r.v[2], r.v[3]);
+    if (n > 0 && (i & 3)) { /* head: the rest of a group */
+        normal4(q, seed, stream, i >> 2);
+        for (; k < n && (i & 3); k++, i++)
+            out[k] = q[i & 3];
     }
-    if (k < n)
-        out[k] = rng_normal(seed, stream, i);
+    for (; k + 3 < n; k += 4, i += 4)
+        normal4(out + k, seed, stream, i >> 2);
+    if (k < n) { /* tail: the start of a group */
+        normal4(q, seed, stream, i >> 2);
+        for (int j = 0; k < n; k++, j++)
+            out[k] = q[j];
+    }
 }
 
 /* Index drawn from cumulative weights cdf[0..n) (cdf[n-1] = total) with the 32-bit word x: the first i with
@@ -388,7 +403,8 @@ typedef struct {
     int64_t *genre_start;    /* [G+1] musics of genre g: genre_music[genre_start[g] .. genre_start[g+1]) */
     int64_t *genre_music;    /* [N_m] */
     double *genre_pop_cdf;   /* [N_m] per genre, cumulative pop(m) within the genre */
-    double *fav_cdf_g;       /* [G] cumulative 1/(g+1): the uploaders' favourite genres */
+    double *genre_cdf;       /* [G] cumulative (g+1)^-½: the genres of the musics */
+    double *fav_cdf;       /* [G] cumulative 1/(g+1): the uploaders' favourite genres */
     float *z;                /* [N_m, L] music latents */
     float *proj_v;           /* [L, D_v] */
     float *vggish;           /* [N_m, D_vggish] */
@@ -412,7 +428,8 @@ typedef struct {
 static void synth_state_free(synth_state *s)
 {
     free(s->genre); free(s->genre2); free(s->rank); free(s->demand_cdf); free(s->genre_start);
-    free(s->genre_music); free(s->genre_pop_cdf); free(s->fav_cdf_g); free(s->z); free(s->proj_v);
+    free(s->genre_music); free(s->genre_pop_cdf); free(s->fav_cdf); free(s->genre_cdf); free(s->z);
+    free(s->proj_v);
     free(s->vggish); free(s->smile); free(s->genre_str); free(s->feat); free(s->src); free(s->perm);
     free(s->user); free(s->label); free(s->fav); free(s->count); free(s->genre_count); free(s->user_rows);
     free(s->pairs); free(s->neg); free(s->weight); free(s->prior);
@@ -440,14 +457,20 @@ static int build_musics(synth_state *s, const synth_config *c)
         !(s->genre_start = alloc_array(G + 1, sizeof *s->genre_start, "genres")) ||
         !(s->genre_music = alloc_array(M, sizeof *s->genre_music, "genres")) ||
         !(s->genre_pop_cdf = alloc_array(M, sizeof *s->genre_pop_cdf, "weights")) ||
-        !(s->fav_cdf_g = alloc_array(G, sizeof *s->fav_cdf_g, "weights")) ||
+        !(s->fav_cdf = alloc_array(G, sizeof *s->fav_cdf, "weights")) ||
+        !(s->genre_cdf = alloc_array(G, sizeof *s->genre_cdf, "weights")) ||
         !(s->z = alloc_array(M * L, sizeof *s->z, "music latents")) ||
         !(s->genre_str = alloc_array(M, SYNTH_GENRE_STR, "genre strings")))
         return -1;
 
+    double acc = 0.0;
+    for (int64_t g = 0; g < G; g++) {
+        acc += 1.0 / sqrt((double)(g + 1));
+        s->genre_cdf[g] = acc;
+    }
     for (int64_t m = 0; m < M; m++) {
         rng_u32x4 r = rng_philox(seed, SYNTH_STREAM(ST_MUSIC_GENRE), (uint64_t)m);
-        int64_t g = m < G ? m : (int64_t)(((uint64_t)r.v[0] * (uint64_t)G) >> 32);
+        int64_t g = m < G ? m : cdf_draw(s->genre_cdf, G, r.v[0]);
         int64_t g2 = -1;
         if (G > 1 && rng_u01(r.v[1]) <= c->multi_genre)
             g2 = (g + 1 + (int64_t)(((uint64_t)r.v[2] * (uint64_t)(G - 1)) >> 32)) % G;
@@ -469,7 +492,7 @@ static int build_musics(synth_state *s, const synth_config *c)
         s->rank[order[r]] = r;
     free(order);
 
-    double acc = 0.0;
+    acc = 0.0;
     for (int64_t m = 0; m < M; m++) {
         acc += pow((double)(s->rank[m] + 1), -0.5 * c->zipf);
         s->demand_cdf[m] = acc;
@@ -500,7 +523,7 @@ static int build_musics(synth_state *s, const synth_config *c)
     acc = 0.0;
     for (int64_t g = 0; g < G; g++) {
         acc += 1.0 / (double)(g + 1);
-        s->fav_cdf_g[g] = acc;
+        s->fav_cdf[g] = acc;
     }
 
     /* latents: z_m = (c_g(m) + n_m) / sqrt 2 — musics of a genre share half their variance */
@@ -715,7 +738,7 @@ static int write_matching(synth_state *s, const synth_config *c, const char *roo
         return -1;
 
     for (int64_t u = 0; u < U; u++)
-        s->fav[u] = cdf_draw(s->fav_cdf_g, G, rng_philox(seed, SYNTH_STREAM(ST_USER), (uint64_t)u).v[0]);
+        s->fav[u] = cdf_draw(s->fav_cdf, G, rng_philox(seed, SYNTH_STREAM(ST_USER), (uint64_t)u).v[0]);
     SYNTH_OMP(omp parallel for schedule(static))
     for (int64_t v = 0; v < N; v++) {
         rng_u32x4 r = rng_philox(seed, SYNTH_STREAM(ST_VIDEO), (uint64_t)v);
@@ -841,6 +864,8 @@ int synth_write(const char *root, const synth_config *c, int force, synth_stats 
         if (lstat(path, &sb) == 0 && !force)
             return debcm_fail("'%s' already holds a dataset (%s exists); pass --force to overwrite it", root, path);
     }
+    if (mkdir_p(root))
+        return -1;
     /* an overwrite starts by removing the completion marker: a dataset interrupted halfway never looks complete */
     if (join_path(path, root, SYNTH_STATS_FILE))
         return -1;

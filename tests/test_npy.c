@@ -195,6 +195,8 @@ static void refuse_header(int version, const char *header, const void *payload, 
     CHECK_MSG(rc == -1, "header %s accepted", header);
     CHECK_CONTAINS(debcm_last_error(), "hand.npy");
     CHECK_CONTAINS(debcm_last_error(), needle);
+    if (getenv("DEBCM_TEST_VERBOSE"))
+        printf("  refused: %s\n", debcm_last_error());
     CHECK(f.data == NULL && f.owned == NULL && f.map_base == NULL);
     npy_close(&f);
 }
@@ -419,7 +421,7 @@ static void test_half_exhaustive(void)
     free(out);
 }
 
-/* Fortran -> C transposition over shapes that straddle the 64x64 tiles, for every type and byte order */
+/* Fortran -> C transposition over shapes that straddle the 32x32 tiles, for every type and byte order */
 static void test_transpose(void)
 {
     const int64_t shapes[][2] = {{130, 67}, {1, 200}, {200, 1}, {64, 64}, {65, 2}, {2, 65}};
@@ -634,7 +636,7 @@ static void test_writer_roundtrip(void)
     }
 
     /* object arrays: the header and the pickle bytes as given */
-    const char pickle[] = "\x80\x02]q\x00(K\x01K\x02e.";
+    const char pickle[] = "\x80\x02]q\x00(K\x01K\x02" "e.";
     int64_t oshape[1] = {2};
     npy_write_options o3 = {3, 0, 0};
     CHECK(npy_write_object(path, 1, oshape, pickle, sizeof pickle - 1, &o3) == 0);
