@@ -221,36 +221,22 @@ static int64_t value_seq_len(const pv *v)
  * that is not a number, or -1 when all converted. Conversion failures of a whole ndarray report index 0. */
 static int64_t value_seq_read(const pv *v, int64_t n, float *floats, int64_t *ints)
 {
-    if (v->kind == PV_NDARRAY) {
-        if (v->u.arr.type == NPY_OBJECT) {
-            for (int64_t i = 0; i < n; i++) {
-                const pv *item = v->u.arr.items[i];
-                if (ints) {
-                    if (value_to_i64(item, &ints[i]) != 0)
-                        return i;
-                } else {
-                    double d;
-                    if (value_to_f64(item, &d) != 0)
-                        return i;
-                    floats[i] = (float)d;
-                }
-            }
-            return -1;
-        }
+    if (v->kind == PV_NDARRAY && v->u.arr.type != NPY_OBJECT) {
         int rc = ints ? npy_convert_i64(ints, v->u.arr.data, v->u.arr.type, v->u.arr.big_endian,
                                         v->u.arr.fortran_order, 1, v->u.arr.shape, "value")
                       : npy_convert_f32(floats, v->u.arr.data, v->u.arr.type, v->u.arr.big_endian,
                                         v->u.arr.fortran_order, 1, v->u.arr.shape, "value");
         return rc == 0 ? -1 : 0;
     }
+    /* a list, a tuple or an object ndarray: one value per item */
+    pv *const *items = v->kind == PV_NDARRAY ? v->u.arr.items : v->u.seq.items;
     for (int64_t i = 0; i < n; i++) {
-        const pv *item = v->u.seq.items[i];
         if (ints) {
-            if (value_to_i64(item, &ints[i]) != 0)
+            if (value_to_i64(items[i], &ints[i]) != 0)
                 return i;
         } else {
             double d;
-            if (value_to_f64(item, &d) != 0)
+            if (value_to_f64(items[i], &d) != 0)
                 return i;
             floats[i] = (float)d;
         }
@@ -442,6 +428,29 @@ static int open_object_array(npy_file *f, pickle_doc *doc, problem_list *p, cons
         return -1;
     }
     return 0;
+}
+
+/* Open an .npy that must hold an object array of rows with `fields` fields each (layout names them for
+ * messages), unpickle it and open its rows. On success *have_doc is set and the caller frees doc and f. */
+static int open_object_rows_file(npy_file *f, pickle_doc *doc, int *have_doc, object_rows *rows, problem_list *p,
+                                 const char *path, int64_t fields, const char *layout)
+{
+    *have_doc = 0;
+    if (npy_open(f, path) != 0) {
+        problems_add_last_error(p);
+        return -1;
+    }
+    if (f->h.type != NPY_OBJECT) {
+        char shape[64];
+        format_shape(shape, sizeof shape, &f->h);
+        problems_add(p, PROBLEM_ERROR, "%s: expected an object array of rows %s (saved with allow_pickle=True), "
+                     "found %s of shape %s", path, layout, npy_type_name(f->h.type), shape);
+        return -1;
+    }
+    if (open_object_array(f, doc, p, path) != 0)
+        return -1;
+    *have_doc = 1;
+    return object_rows_open(rows, doc->root, path, fields, layout, p);
 }
 
 /* An id field: must be an integer in [0, limit) when limit >= 0. */
@@ -707,23 +716,9 @@ static int load_train(ugc_train *t, problem_list *p, const char *dir, int64_t n_
     npy_file f = {0};
     pickle_doc doc = {0};
     int have_doc = 0, rc = -1;
-    if (npy_open(&f, path) != 0) {
-        problems_add_last_error(p);
-        return -1;
-    }
-    if (f.h.type != NPY_OBJECT) {
-        char shape[64];
-        format_shape(shape, sizeof shape, &f.h);
-        problems_add(p, PROBLEM_ERROR, "%s: expected an object array of rows [video, music, genre, user_prior, "
-                     "propensity] (saved with allow_pickle=True), found %s of shape %s", path,
-                     npy_type_name(f.h.type), shape);
-        goto done;
-    }
-    if (open_object_array(&f, &doc, p, path) != 0)
-        goto done;
-    have_doc = 1;
     object_rows rows;
-    if (object_rows_open(&rows, doc.root, path, TRAIN_FIELDS, "[video, music, genre, user_prior, propensity]", p) != 0)
+    if (open_object_rows_file(&f, &doc, &have_doc, &rows, p, path, TRAIN_FIELDS,
+                              "[video, music, genre, user_prior, propensity]") != 0)
         goto done;
     int64_t n = rows.rows;
     if (n == 0) {
@@ -899,23 +894,8 @@ static int load_eval(eval_split *e, problem_list *p, const char *dir, const char
     pickle_doc doc = {0};
     int have_doc = 0, rc = -1;
     int64_t *seen = NULL; /* [n_musics] */
-    if (npy_open(&f, path) != 0) {
-        problems_add_last_error(p);
-        return -1;
-    }
-    if (f.h.type != NPY_OBJECT) {
-        char shape[64];
-        format_shape(shape, sizeof shape, &f.h);
-        problems_add(p, PROBLEM_ERROR, "%s: expected an object array of rows [video, positive music, array of "
-                     "negative musics] (saved with allow_pickle=True), found %s of shape %s", path,
-                     npy_type_name(f.h.type), shape);
-        goto done;
-    }
-    if (open_object_array(&f, &doc, p, path) != 0)
-        goto done;
-    have_doc = 1;
     object_rows rows;
-    if (object_rows_open(&rows, doc.root, path, 3, "[video, positive, negatives]", p) != 0)
+    if (open_object_rows_file(&f, &doc, &have_doc, &rows, p, path, 3, "[video, positive, negatives]") != 0)
         goto done;
     int64_t n = rows.rows;
     if (n == 0) {

@@ -9,6 +9,7 @@
  * atomically (temporary file, fsync, rename). The byte order '=' and the in-place float32 view assume a
  * little-endian host, which is checked at compile time. */
 #include "io/npy.h"
+#include "io/file_map.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -419,43 +419,12 @@ int npy_open(npy_file *f, const char *path)
 {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return debcm_fail("%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return debcm_fail("%s: cannot stat: %s", path, strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return debcm_fail("%s: is a directory, expected a .npy file", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return debcm_fail("%s: not a regular file, expected a .npy file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return debcm_fail("%s: empty file (0 bytes), expected a .npy file", path);
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        close(fd);
-        return debcm_fail("%s: file of %lld bytes does not fit in the address space", path, (long long)st.st_size);
-    }
-    size_t len = (size_t)st.st_size;
-    /* MAP_POPULATE: every byte is read at least once (the dataset layer checks each feature for NaN/Inf), and
-     * faulting the pages in one call costs a quarter of faulting them one by one (measured with
-     * bench/bench_load on tt150k: 0.92 s -> 0.70 s). The pages are page cache, not private memory. */
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return debcm_fail("%s: cannot mmap %zu bytes: %s", path, len, strerror(e));
-    f->map_base = map;
-    f->map_len = len;
-    if (open_common(f, map, len)) {
+    file_map map;
+    if (file_map_open(&map, path, "a .npy file", 1) != 0)
+        return -1;
+    f->map_base = map.base;
+    f->map_len = map.len;
+    if (open_common(f, map.base, map.len)) {
         npy_close(f);
         return -1;
     }
@@ -466,8 +435,8 @@ void npy_close(npy_file *f)
 {
     if (!f)
         return;
-    if (f->map_base)
-        munmap(f->map_base, f->map_len);
+    file_map map = {f->map_base, f->map_len};
+    file_map_close(&map);
     free(f->owned);
     memset(f, 0, sizeof *f);
 }

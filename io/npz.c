@@ -9,6 +9,7 @@
  * caller's max_bytes, verifies its CRC-32 and opens it as a .npy that owns the buffer. Members whose names do not
  * end in ".npy" are skipped (not indexed); everything else that is wrong is an error naming the archive. */
 #include "io/npz.h"
+#include "io/file_map.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -384,36 +384,13 @@ int npz_open(npz_archive *z, const char *path)
 {
     memset(z, 0, sizeof *z);
     snprintf(z->path, sizeof z->path, "%s", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return debcm_fail("%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return debcm_fail("%s: cannot stat: %s", path, strerror(e));
-    }
-    const char *bad = S_ISDIR(st.st_mode) ? "is a directory" : !S_ISREG(st.st_mode) ? "not a regular file"
-                      : st.st_size == 0                  ? "empty file (0 bytes)"
-                                                         : NULL;
-    if (bad) {
-        close(fd);
-        return debcm_fail("%s: %s, expected a .npz archive", path, bad);
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        close(fd);
-        return debcm_fail("%s: file of %lld bytes does not fit in the address space", path, (long long)st.st_size);
-    }
-    size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return debcm_fail("%s: cannot mmap %zu bytes: %s", path, len, strerror(e));
-    z->map_base = map;
-    z->map_len = len;
-    z->data = map;
-    z->size = len;
+    file_map map;
+    if (file_map_open(&map, path, "a .npz archive", 0) != 0)
+        return -1;
+    z->map_base = map.base;
+    z->map_len = map.len;
+    z->data = map.base;
+    z->size = map.len;
     if (index_archive(z)) {
         npz_close(z);
         return -1;
@@ -425,8 +402,8 @@ void npz_close(npz_archive *z)
 {
     if (!z)
         return;
-    if (z->map_base)
-        munmap(z->map_base, z->map_len);
+    file_map map = {z->map_base, z->map_len};
+    file_map_close(&map);
     free(z->members);
     memset(z, 0, sizeof *z);
 }

@@ -5,6 +5,7 @@
 #ifndef DEBCM_TESTS_NPY_MANIFEST_H
 #define DEBCM_TESTS_NPY_MANIFEST_H
 
+#include "test_files.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,28 +32,6 @@ typedef struct {
     manifest_rec *recs;
     int count;
 } manifest;
-
-static char *manifest_read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    if (buf) {
-        buf[n] = '\0';
-        if (len)
-            *len = (size_t)n;
-    }
-    return buf;
-}
 
 /* parse "ok V..." / "fail" / "mod M" starting at tokens[*t] */
 static int manifest_expect(char **tok, int ntok, int *t, int *kind, int64_t *mod, char ***vals, int64_t *nvals)
@@ -88,7 +67,7 @@ static int manifest_expect(char **tok, int ntok, int *t, int *kind, int64_t *mod
 static int manifest_load(manifest *m, const char *path)
 {
     memset(m, 0, sizeof *m);
-    m->text = manifest_read_file(path, NULL);
+    m->text = test_read_file(path, NULL);
     if (!m->text)
         return -1;
     int cap = 0;

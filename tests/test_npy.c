@@ -335,7 +335,7 @@ static void test_truncation(void)
     char path[1024], tpath[1024];
     snprintf(path, sizeof path, "%s/npy/float32_le_2d_c.npy", data_dir);
     size_t len;
-    uint8_t *full = (uint8_t *)manifest_read_file(path, &len);
+    uint8_t *full = (uint8_t *)test_read_file(path, &len);
     CHECK(full != NULL && len == 128 + 48);
     if (!full)
         return;
@@ -612,7 +612,7 @@ static void test_writer_roundtrip(void)
     int64_t shape[2] = {3, 4};
     CHECK(npy_write(path, NPY_FLOAT32, 2, shape, v, NULL) == 0);
     size_t len;
-    char *text = manifest_read_file(path, &len);
+    char *text = test_read_file(path, &len);
     static const uint8_t preamble[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 118, 0};
     const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
     CHECK(text && len == 128 + 48 && memcmp(text, preamble, 10) == 0 && memcmp(text + 10, dict, strlen(dict)) == 0);
@@ -629,7 +629,7 @@ static void test_writer_roundtrip(void)
         CHECK(npy_to_f32(&nf, c) == 0);
         npy_write_options o = {1, 0, 1};
         CHECK(npy_write(path, NPY_FLOAT32, 2, nf.h.shape, c, &o) == 0);
-        char *mine = manifest_read_file(path, &len);
+        char *mine = test_read_file(path, &len);
         CHECK(mine && len == nf.map_len && memcmp(mine, nf.map_base, len) == 0);
         free(mine);
         npy_close(&nf);
@@ -708,29 +708,11 @@ static void test_writer_failures(void)
 
 /* ---- 5. the fuzz corpus and former crashes ---------------------------------------------------------------------- */
 
+/* the corpus must be there; the regressions folder only once a crash has been kept */
 static void replay_corpus(const char *dir, int required)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        CHECK_MSG(!required, "no corpus at %s", dir);
-        return;
-    }
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        size_t len;
-        char *buf = manifest_read_file(path, &len);
-        if (!buf)
-            continue;
-        LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
-        free(buf);
-        n++;
-    }
-    closedir(d);
-    printf("corpus %s: %d inputs replayed\n", dir, n);
+    int n = test_replay_corpus(dir, LLVMFuzzerTestOneInput);
+    CHECK_MSG(n >= 0 || !required, "no corpus at %s", dir);
 }
 
 int main(int argc, char **argv)

@@ -577,7 +577,7 @@ static void test_truncation_and_flips(void)
     char path[1024];
     snprintf(path, sizeof path, "%s/npz/savez.npz", data_dir);
     size_t len;
-    char *full = manifest_read_file(path, &len);
+    char *full = test_read_file(path, &len);
     CHECK(full != NULL);
     if (!full)
         return;
@@ -596,7 +596,7 @@ static void test_truncation_and_flips(void)
 
     /* every byte of a small archive flipped (two masks): clean errors or a good read, never a crash */
     snprintf(path, sizeof path, "%s/npz/zip64_forced.npz", data_dir);
-    full = manifest_read_file(path, &len);
+    full = test_read_file(path, &len);
     CHECK(full != NULL);
     if (!full)
         return;
@@ -624,29 +624,11 @@ static void test_truncation_and_flips(void)
 
 /* ---- 4. the fuzz corpus ----------------------------------------------------------------------------------------- */
 
+/* the corpus must be there; the regressions folder only once a crash has been kept */
 static void replay_corpus(const char *dir, int required)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        CHECK_MSG(!required, "no corpus at %s", dir);
-        return;
-    }
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        size_t len;
-        char *buf = manifest_read_file(path, &len);
-        if (!buf)
-            continue;
-        LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
-        free(buf);
-        n++;
-    }
-    closedir(d);
-    printf("corpus %s: %d inputs replayed\n", dir, n);
+    int n = test_replay_corpus(dir, LLVMFuzzerTestOneInput);
+    CHECK_MSG(n >= 0 || !required, "no corpus at %s", dir);
 }
 
 int main(int argc, char **argv)

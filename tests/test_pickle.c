@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "engine/error.h"
 #include "io/pickle.h"
 #include "pickle_refs.h"
@@ -143,35 +144,11 @@ static void render(sbuf *b, const pv *v)
     }
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *b = malloc(cap);
-    size_t k;
-    while (b && (k = fread(b + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            uint8_t *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-            }
-            b = nb;
-        }
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
 static uint8_t *slurp_data(const char *name, size_t *len)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/pickle/%s", data_dir, name);
-    uint8_t *b = slurp(path, len);
+    uint8_t *b = (uint8_t *)test_read_file(path, len);
     CHECK_MSG(b != NULL, "cannot read %s", path);
     return b;
 }
@@ -562,7 +539,7 @@ static int shared_mini_identity(void)
         char path[1024];
         snprintf(path, sizeof path, "%s/data/debcm-mini/%s", DEBCM_SHARED_DIR, files[f]);
         size_t len;
-        uint8_t *b = slurp(path, &len);
+        uint8_t *b = (uint8_t *)test_read_file(path, &len);
         if (!b) {
             printf("skipped: %s not found\n", path);
             continue;
@@ -660,27 +637,9 @@ static int fuzz_corpus(void)
 {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/../fuzz/corpus/pickle", data_dir);
-    DIR *d = opendir(dir);
-    CHECK_MSG(d != NULL, "cannot open %s", dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        size_t len;
-        uint8_t *b = slurp(path, &len);
-        if (!b)
-            continue;
-        LLVMFuzzerTestOneInput(b, len);
-        free(b);
-        n++;
-    }
-    closedir(d);
-    return n;
+    int n = test_replay_corpus(dir, LLVMFuzzerTestOneInput);
+    CHECK_MSG(n >= 0, "cannot open %s", dir);
+    return n < 0 ? 0 : n;
 }
 
 int main(int argc, char **argv)
