@@ -2,10 +2,14 @@
  * and print what is in it (counts, dimensions, genre distribution, popularity skew, negatives per evaluation
  * row) and every problem found, as text or, with --json, as one JSON object (keys listed in README.md).
  * Exit status 0 when the dataset has no error (warnings allowed), 1 otherwise. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "apps/commands.h"
 #include "engine/error.h"
@@ -97,6 +101,42 @@ static void print_text(const debcm_dataset *ds, const dataset_summary *s)
         printf("  (%d more not listed; the counts above include them)\n", p->errors + p->warnings - p->count);
 }
 
+/* A JSON string from bytes that may not be UTF-8 (paths, messages quoting file contents): valid UTF-8 is kept,
+ * any other byte is written as the text \xNN, so the output is always valid JSON and nothing is dropped. */
+static json_t *json_text(const char *text)
+{
+    size_t n = strlen(text), o = 0;
+    char *out = malloc(4 * n + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)text[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        int ok = len > 0 && i + len <= n && !(len == 2 && c < 0xC2);
+        for (size_t j = 1; ok && j < len; j++)
+            ok = ((unsigned char)text[i + j] & 0xC0) == 0x80;
+        if (ok && len == 3) { /* no overlong forms, no surrogates */
+            unsigned char c1 = (unsigned char)text[i + 1];
+            ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+        }
+        if (ok && len == 4) {
+            unsigned char c1 = (unsigned char)text[i + 1];
+            ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90) && c <= 0xF4;
+        }
+        if (ok) {
+            memcpy(out + o, text + i, len);
+            o += len;
+            i += len;
+        } else {
+            o += (size_t)sprintf(out + o, "\\x%02x", c);
+            i++;
+        }
+    }
+    json_t *j = json_stringn(out, o);
+    free(out);
+    return j;
+}
+
 static int print_json(const debcm_dataset *ds, const dataset_summary *s)
 {
     json_t *root = json_object();
@@ -106,8 +146,8 @@ static int print_json(const debcm_dataset *ds, const dataset_summary *s)
     json_t *genres = json_array();
     if (!root || !pgc || !ugc || !problems || !genres)
         return debcm_fail("out of memory building JSON");
-    json_object_set_new(root, "pgc_dir", json_string(ds->pgc_dir));
-    json_object_set_new(root, "data_dir", json_string(ds->ugc_dir));
+    json_object_set_new(root, "pgc_dir", json_text(ds->pgc_dir));
+    json_object_set_new(root, "data_dir", json_text(ds->ugc_dir));
     json_object_set_new(root, "ok", json_boolean(ds->problems.errors == 0));
 
     json_object_set_new(pgc, "videos", json_integer(s->pgc_videos));
@@ -153,9 +193,7 @@ static int print_json(const debcm_dataset *ds, const dataset_summary *s)
         json_t *item = json_object();
         json_object_set_new(item, "severity",
                             json_string(ds->problems.items[i].severity == PROBLEM_ERROR ? "error" : "warning"));
-        /* messages quote file contents, which may not be UTF-8: json_string would refuse those */
-        json_object_set_new(item, "message", json_stringn_nocheck(ds->problems.items[i].message,
-                                                                  strlen(ds->problems.items[i].message)));
+        json_object_set_new(item, "message", json_text(ds->problems.items[i].message));
         json_array_append_new(problems, item);
     }
     json_object_set_new(root, "problems", problems);
@@ -166,6 +204,13 @@ static int print_json(const debcm_dataset *ds, const dataset_summary *s)
     puts(text);
     free(text);
     return 0;
+}
+
+/* A usage error: one line on stderr, exit 2. */
+static int inspect_usage_error(const char *what)
+{
+    fprintf(stderr, "debcm inspect: %s (see debcm inspect --help)\n", what);
+    return DEBCM_EXIT_USAGE;
 }
 
 int cmd_inspect(int argc, char **argv)
@@ -179,36 +224,53 @@ int cmd_inspect(int argc, char **argv)
     };
     const char *pgc = NULL, *data = NULL;
     int json = 0, c;
+    char msg[256];
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    opterr = 0; /* our own one-line messages */
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (c) {
         case 'p': pgc = optarg; break;
         case 'd': data = optarg; break;
         case 'j': json = 1; break;
         case 'h': inspect_usage(stdout); return DEBCM_EXIT_OK;
-        default: inspect_usage(stderr); return DEBCM_EXIT_USAGE;
+        case ':':
+            snprintf(msg, sizeof msg, "option '%.100s' needs a value", argv[optind - 1]);
+            return inspect_usage_error(msg);
+        default:
+            snprintf(msg, sizeof msg, "unknown option '%.100s'", argv[optind - 1]);
+            return inspect_usage_error(msg);
         }
     }
-    char pgc_buf[2048], data_buf[2048];
+    char pgc_buf[PATH_MAX], data_buf[PATH_MAX];
     if (optind < argc) {
-        if (optind + 1 < argc || pgc || data) {
-            fprintf(stderr, "debcm inspect: give either ROOT or --pgc DIR --data DIR\n");
-            inspect_usage(stderr);
-            return DEBCM_EXIT_USAGE;
-        }
+        if (optind + 1 < argc)
+            return inspect_usage_error("give one ROOT");
+        if (pgc || data)
+            return inspect_usage_error("give either ROOT or --pgc DIR --data DIR, not both");
         const char *root = argv[optind];
         size_t len = strlen(root);
-        const char *sep = (len && root[len - 1] == '/') ? "" : "/";
-        snprintf(pgc_buf, sizeof pgc_buf, "%s%sdata_pgc", root, sep);
-        snprintf(data_buf, sizeof data_buf, "%s%sdata_matching", root, sep);
+        if (len == 0)
+            return inspect_usage_error("ROOT is an empty string");
+        const char *sep = root[len - 1] == '/' ? "" : "/";
+        if ((size_t)snprintf(pgc_buf, sizeof pgc_buf, "%s%sdata_pgc", root, sep) >= sizeof pgc_buf ||
+            (size_t)snprintf(data_buf, sizeof data_buf, "%s%sdata_matching", root, sep) >= sizeof data_buf) {
+            fprintf(stderr, "debcm inspect: error: %.200s...: path too long (%zu bytes; at most %d)\n", root, len,
+                    PATH_MAX - 20);
+            return DEBCM_EXIT_FAIL;
+        }
+        struct stat st;
+        if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "debcm inspect: error: %s: expected a directory holding data_pgc/ and data_matching/, "
+                    "found %s\n", root, errno == ENOENT ? "nothing there" : "something that is not a directory");
+            return DEBCM_EXIT_FAIL;
+        }
         pgc = pgc_buf;
         data = data_buf;
     }
-    if (!pgc || !data) {
-        fprintf(stderr, "debcm inspect: need ROOT, or both --pgc DIR and --data DIR\n");
-        inspect_usage(stderr);
-        return DEBCM_EXIT_USAGE;
-    }
+    if (!pgc || !data)
+        return inspect_usage_error("need ROOT, or both --pgc DIR and --data DIR");
+    if (!*pgc || !*data)
+        return inspect_usage_error("--pgc and --data need a directory, found an empty string");
 
     debcm_dataset ds;
     int load_rc = dataset_load(&ds, pgc, data);
@@ -220,8 +282,19 @@ int cmd_inspect(int argc, char **argv)
     if (rc != 0) {
         status = cmd_report_error("inspect");
     } else if (load_rc != 0) {
-        /* the problems were listed above; the one-line summary goes to stderr for scripts and logs */
-        status = cmd_report_error("inspect");
+        /* every problem was listed on stdout; stderr gets one line for scripts and logs */
+        const char *first = "";
+        for (int i = 0; i < ds.problems.count; i++)
+            if (ds.problems.items[i].severity == PROBLEM_ERROR) {
+                first = ds.problems.items[i].message;
+                break;
+            }
+        if (ds.problems.errors > 1)
+            fprintf(stderr, "debcm inspect: error: %s (%d errors in all, listed on standard output)\n", first,
+                    ds.problems.errors);
+        else
+            fprintf(stderr, "debcm inspect: error: %s\n", first);
+        status = DEBCM_EXIT_FAIL;
     }
     dataset_summary_free(&s);
     dataset_free(&ds);

@@ -1,6 +1,7 @@
 /* apps/debcm.c — the `debcm` command: dispatches to the subcommands of apps/commands.h and prints the overall
  * usage. This is the only entry point users touch; everything it runs lives in io/, engine/, models/ and
  * kernels/. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,17 @@ int cmd_report_error(const char *cmd)
     return DEBCM_EXIT_FAIL;
 }
 
+/* What a command printed must have reached standard output (a full disk, a closed pipe): otherwise the run
+ * failed, whatever the command itself thought. */
+static int finish_output(const char *cmd, int status)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "debcm %s: error: writing to standard output: %s\n", cmd, strerror(errno));
+        return DEBCM_EXIT_FAIL;
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -40,13 +52,13 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return DEBCM_EXIT_OK;
+        return finish_output("help", DEBCM_EXIT_OK);
     }
     if (!strcmp(argv[1], "--version"))
-        return cmd_version(1, argv + 1);
+        return finish_output("version", cmd_version(1, argv + 1));
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+            return finish_output(argv[1], commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "debcm: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return DEBCM_EXIT_USAGE;

@@ -9,17 +9,21 @@
 #include "io/dataset.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/error.h"
 #include "io/pickle.h"
 
 #define PROBLEMS_MAX_KEPT 200 /* messages kept; the counts go on */
 #define PRIOR_SUM_TOLERANCE 1e-3
+#define DATASET_PATH_MAX (PATH_MAX + DATASET_FILE_NAME_MAX) /* a directory (checked < PATH_MAX) + a file name */
 
 /* ---- problems ------------------------------------------------------------------------------------------- */
 
@@ -222,6 +226,10 @@ static int64_t value_seq_len(const pv *v)
 static int64_t value_seq_read(const pv *v, int64_t n, float *floats, int64_t *ints)
 {
     if (v->kind == PV_NDARRAY && v->u.arr.type != NPY_OBJECT) {
+        if (ints && v->u.arr.type == NPY_BOOL) {
+            debcm_fail("a bool array, not integer ids");
+            return 0;
+        }
         int rc = ints ? npy_convert_i64(ints, v->u.arr.data, v->u.arr.type, v->u.arr.big_endian,
                                         v->u.arr.fortran_order, 1, v->u.arr.shape, "value")
                       : npy_convert_f32(floats, v->u.arr.data, v->u.arr.type, v->u.arr.big_endian,
@@ -242,6 +250,20 @@ static int64_t value_seq_read(const pv *v, int64_t n, float *floats, int64_t *in
         }
     }
     return -1;
+}
+
+/* What item i of a sequence that value_seq_read refused holds, for messages: the item itself for lists and
+ * object arrays, the conversion's own message for numeric ndarrays. */
+static const char *describe_bad_item(char *buf, size_t n, const pv *v, int64_t i)
+{
+    char what[160];
+    if (v->kind == PV_NDARRAY && v->u.arr.type != NPY_OBJECT) {
+        snprintf(buf, n, "%s (%s)", describe_value(what, sizeof what, v), debcm_last_error());
+        return buf;
+    }
+    pv *const *items = v->kind == PV_NDARRAY ? v->u.arr.items : v->u.seq.items;
+    snprintf(buf, n, "%s at position %lld", describe_value(what, sizeof what, items[i]), (long long)i);
+    return buf;
 }
 
 /* ---- object arrays as rows -------------------------------------------------------------------------------- */
@@ -336,7 +358,7 @@ static void format_shape(char *out, size_t n, const npy_header *h)
  * first row and column and the count. */
 static int load_features(feat_matrix *m, problem_list *p, const char *dir, const char *file, const char *what)
 {
-    char path[2048];
+    char path[DATASET_PATH_MAX];
     join_path(path, sizeof path, dir, file);
     memset(m, 0, sizeof *m);
     if (npy_open(&m->file, path) != 0) {
@@ -495,7 +517,7 @@ static void id_field_finish(const id_field *f, problem_list *p)
 static int load_pairs(pair_list *out, problem_list *p, const char *dir, const char *file, int64_t n_videos,
                       int64_t n_musics)
 {
-    char path[2048];
+    char path[DATASET_PATH_MAX];
     join_path(path, sizeof path, dir, file);
     memset(out, 0, sizeof *out);
     npy_file f = {0};
@@ -530,7 +552,7 @@ static int load_pairs(pair_list *out, problem_list *p, const char *dir, const ch
                     goto done;
                 }
     } else {
-        if (f.h.ndim != 2 || f.h.shape[1] != 2) {
+        if (f.h.ndim != 2 || f.h.shape[1] != 2 || f.h.type == NPY_BOOL) {
             problems_add(p, PROBLEM_ERROR, "%s: expected integer pairs of shape (rows, 2) [video id, music id], "
                          "found %s of shape %s", path, npy_type_name(f.h.type), shape);
             goto done;
@@ -617,6 +639,8 @@ int dataset_parse_genre_literal(const char *s, size_t n, int32_t **ids, int64_t 
             continue;
         }
         if (isdigit((unsigned char)c) && expect_value) {
+            if (c == '0' && i + 1 < n && isdigit((unsigned char)s[i + 1]))
+                break; /* '01' is not a Python integer literal */
             int64_t v = 0;
             while (i < n && isdigit((unsigned char)s[i])) {
                 v = v * 10 + (s[i] - '0');
@@ -710,7 +734,7 @@ static int read_genres(const pv *v, int32_t **ids, int64_t *count)
 
 static int load_train(ugc_train *t, problem_list *p, const char *dir, int64_t n_videos, int64_t n_musics)
 {
-    char path[2048], what[160];
+    char path[DATASET_PATH_MAX], what[512];
     join_path(path, sizeof path, dir, "train.npy");
     memset(t, 0, sizeof *t);
     npy_file f = {0};
@@ -736,7 +760,7 @@ static int load_train(ugc_train *t, problem_list *p, const char *dir, int64_t n_
     t->G = G;
     t->video = malloc((size_t)n * sizeof *t->video);
     t->music = malloc((size_t)n * sizeof *t->music);
-    t->genre_offset = malloc((size_t)(n + 1) * sizeof *t->genre_offset);
+    t->genre_offset = calloc((size_t)(n + 1), sizeof *t->genre_offset); /* all-zero: empty rows if cut short */
     t->prior = malloc((size_t)n * (size_t)G * sizeof *t->prior);
     t->propensity = malloc((size_t)n * sizeof *t->propensity);
     int64_t genre_cap = n + 16, genre_len = 0;
@@ -748,7 +772,8 @@ static int load_train(ugc_train *t, problem_list *p, const char *dir, int64_t n_
     id_field fv = {path, "video", "rows of visual_features_resnet_V.npy", n_videos, {0, -1}, {0, -1}};
     id_field fm = {path, "music", "rows of music_features.npy", n_musics, {0, -1}, {0, -1}};
     row_check bad_genre = {0, -1}, bad_width = {0, -1}, bad_prior = {0, -1}, prior_sum = {0, -1},
-              prior_negative = {0, -1}, bad_prop = {0, -1};
+              prior_negative = {0, -1}, bad_prop = {0, -1}, genre_empty = {0, -1}, genre_range = {0, -1},
+              prop_nonpositive = {0, -1};
     for (int64_t r = 0; r < n; r++) {
         id_field_read(&fv, p, object_rows_get(&rows, r, TRAIN_VIDEO), r, &t->video[r]);
         id_field_read(&fm, p, object_rows_get(&rows, r, TRAIN_MUSIC), r, &t->music[r]);
@@ -771,6 +796,16 @@ static int load_train(ugc_train *t, problem_list *p, const char *dir, int64_t n_
                 t->genre_ids = grown;
                 genre_cap = cap;
             }
+            if (k == 0)
+                row_check_hit(p, &genre_empty, PROBLEM_WARNING, "%s: row %lld, field 'genre': expected at least one "
+                              "genre id, found '[]'", path, (long long)r);
+            for (int64_t j = 0; j < k; j++)
+                if (ids[j] >= G) {
+                    row_check_hit(p, &genre_range, PROBLEM_WARNING, "%s: row %lld, field 'genre': expected genre ids "
+                                  "in [0, %lld) (G, the width of user_prior), found %d", path, (long long)r,
+                                  (long long)G, ids[j]);
+                    break;
+                }
             if (k)
                 memcpy(t->genre_ids + genre_len, ids, (size_t)k * sizeof *ids);
             genre_len += k;
@@ -804,7 +839,7 @@ static int load_train(ugc_train *t, problem_list *p, const char *dir, int64_t n_
             if (badi >= 0 || !finite)
                 row_check_hit(p, &bad_prior, PROBLEM_ERROR, "%s: row %lld, field 'user_prior': expected %lld finite "
                               "numbers, found %s", path, (long long)r, (long long)G,
-                              badi >= 0 ? "an item that is not a number" : "NaN or inf");
+                              badi >= 0 ? describe_bad_item(what, sizeof what, prior, badi) : "NaN or inf");
             else if (negative)
                 row_check_hit(p, &prior_negative, PROBLEM_ERROR, "%s: row %lld, field 'user_prior': expected "
                               "probabilities >= 0, found a negative value", path, (long long)r);
@@ -820,6 +855,9 @@ static int load_train(ugc_train *t, problem_list *p, const char *dir, int64_t n_
                           "found %s", path, (long long)r, describe_value(what, sizeof what, pv_prop));
             t->propensity[r] = 0.0f;
         } else {
+            if (prop <= 0.0)
+                row_check_hit(p, &prop_nonpositive, PROBLEM_WARNING, "%s: row %lld, field 'propensity': expected a "
+                              "positive propensity (IPS variants divide by it), found %g", path, (long long)r, prop);
             t->propensity[r] = (float)prop;
         }
     }
@@ -832,6 +870,9 @@ static int load_train(ugc_train *t, problem_list *p, const char *dir, int64_t n_
     row_check_finish(p, &prior_negative, PROBLEM_ERROR);
     row_check_finish(p, &prior_sum, PROBLEM_WARNING);
     row_check_finish(p, &bad_prop, PROBLEM_ERROR);
+    row_check_finish(p, &genre_empty, PROBLEM_WARNING);
+    row_check_finish(p, &genre_range, PROBLEM_WARNING);
+    row_check_finish(p, &prop_nonpositive, PROBLEM_WARNING);
     rc = (fv.bad_type.count || fv.out_of_range.count || fm.bad_type.count || fm.out_of_range.count ||
           bad_genre.count || bad_width.count || bad_prior.count || prior_negative.count || bad_prop.count)
              ? -1
@@ -848,7 +889,7 @@ done:
 static int load_vector(float **out, int64_t *len, problem_list *p, const char *dir, const char *file,
                        const char *what)
 {
-    char path[2048], shape[64];
+    char path[DATASET_PATH_MAX], shape[64];
     join_path(path, sizeof path, dir, file);
     *out = NULL;
     *len = 0;
@@ -886,7 +927,7 @@ static int load_vector(float **out, int64_t *len, problem_list *p, const char *d
 static int load_eval(eval_split *e, problem_list *p, const char *dir, const char *split, int64_t n_videos,
                      int64_t n_musics)
 {
-    char path[2048], file[64], what[160];
+    char path[DATASET_PATH_MAX], file[64], what[512];
     snprintf(file, sizeof file, "100neg/%s.npy", split);
     join_path(path, sizeof path, dir, file);
     memset(e, 0, sizeof *e);
@@ -942,7 +983,7 @@ static int load_eval(eval_split *e, problem_list *p, const char *dir, const char
         int64_t badi = value_seq_read(negs, k, NULL, row);
         if (badi >= 0) {
             row_check_hit(p, &bad_neg, PROBLEM_ERROR, "%s: row %lld, field 'negatives': expected integer music ids, "
-                          "item %lld is not one", path, (long long)r, (long long)badi);
+                          "found %s", path, (long long)r, describe_bad_item(what, sizeof what, negs, badi));
             continue;
         }
         for (int64_t j = 0; j < k; j++)
@@ -991,7 +1032,7 @@ static int load_eval(eval_split *e, problem_list *p, const char *dir, const char
     /* the row's inverse-popularity weights */
     char wfile[64];
     snprintf(wfile, sizeof wfile, "video_popularity_%s.npy", split);
-    char wpath[2048];
+    char wpath[DATASET_PATH_MAX];
     join_path(wpath, sizeof wpath, dir, wfile);
     int64_t wlen = 0;
     if (load_vector(&e->weight, &wlen, p, dir, wfile, "per-row popularity weights") != 0) {
@@ -1001,6 +1042,8 @@ static int load_eval(eval_split *e, problem_list *p, const char *dir, const char
     if (wlen != n) {
         problems_add(p, PROBLEM_ERROR, "%s: expected one weight per row of %s (%lld), found %lld", wpath, path,
                      (long long)n, (long long)wlen);
+        free(e->weight); /* weights that do not match the rows are not kept: nothing may index them by row */
+        e->weight = NULL;
         rc = -1;
         goto done;
     }
@@ -1027,7 +1070,7 @@ static void check_music_pair(problem_list *p, const char *dir, const feat_matrix
                              const feat_matrix *smile, const char *smile_file)
 {
     if (vggish->data && smile->data && vggish->rows != smile->rows) {
-        char a[2048];
+        char a[DATASET_PATH_MAX];
         join_path(a, sizeof a, dir, smile_file);
         problems_add(p, PROBLEM_ERROR, "%s: expected %lld rows (one per music, as in %s), found %lld", a,
                      (long long)vggish->rows, vggish_file, (long long)smile->rows);
@@ -1039,7 +1082,7 @@ static void check_same_width(problem_list *p, const char *ugc_dir, const char *u
                              const char *pgc_dir, const char *pgc_file, const feat_matrix *pgc)
 {
     if (ugc->data && pgc->data && ugc->cols != pgc->cols) {
-        char a[2048], b[2048];
+        char a[DATASET_PATH_MAX], b[DATASET_PATH_MAX];
         join_path(a, sizeof a, ugc_dir, ugc_file);
         join_path(b, sizeof b, pgc_dir, pgc_file);
         problems_add(p, PROBLEM_ERROR, "%s: expected %lld columns (the width of %s, which the teacher was built "
@@ -1047,36 +1090,28 @@ static void check_same_width(problem_list *p, const char *ugc_dir, const char *u
     }
 }
 
-int dataset_load(debcm_dataset *ds, const char *pgc_dir, const char *ugc_dir)
+/* data_pgc/: the teacher's features and pairs. */
+static void load_data_pgc(debcm_dataset *ds, problem_list *p, const char *pgc_dir)
 {
-    memset(ds, 0, sizeof *ds);
-    snprintf(ds->pgc_dir, sizeof ds->pgc_dir, "%s", pgc_dir);
-    snprintf(ds->ugc_dir, sizeof ds->ugc_dir, "%s", ugc_dir);
-    problem_list *p = &ds->problems;
-
-    /* data_pgc/ */
     load_features(&ds->pgc_video, p, pgc_dir, "mv_video_resnet_features.npy", "video features");
     load_features(&ds->pgc_vggish, p, pgc_dir, "vggish_features.npy", "VGGish music features");
     load_features(&ds->pgc_smile, p, pgc_dir, "opensmile_features_norm.npy", "openSMILE music features");
     check_music_pair(p, pgc_dir, &ds->pgc_vggish, "vggish_features.npy", &ds->pgc_smile,
                      "opensmile_features_norm.npy");
-    int64_t pgc_nv = ds->pgc_video.data ? ds->pgc_video.rows : -1;
-    int64_t pgc_nm = ds->pgc_vggish.data ? ds->pgc_vggish.rows : -1;
-    load_pairs(&ds->pgc_train, p, pgc_dir, "train.npy", pgc_nv, pgc_nm);
-    load_pairs(&ds->pgc_val, p, pgc_dir, "val.npy", pgc_nv, pgc_nm);
+    int64_t nv = ds->pgc_video.data ? ds->pgc_video.rows : -1;
+    int64_t nm = ds->pgc_vggish.data ? ds->pgc_vggish.rows : -1;
+    load_pairs(&ds->pgc_train, p, pgc_dir, "train.npy", nv, nm);
+    load_pairs(&ds->pgc_val, p, pgc_dir, "val.npy", nv, nm);
+}
 
-    /* data_matching/ */
+/* data_matching/: the student's features, training rows, evaluation rows and prior mean. */
+static void load_data_matching(debcm_dataset *ds, problem_list *p, const char *ugc_dir)
+{
     load_features(&ds->ugc_video, p, ugc_dir, "visual_features_resnet_V.npy", "video features");
     load_features(&ds->ugc_vggish, p, ugc_dir, "music_features.npy", "VGGish music features");
     load_features(&ds->ugc_smile, p, ugc_dir, "new_music_smile_features_norm.npy", "openSMILE music features");
     check_music_pair(p, ugc_dir, &ds->ugc_vggish, "music_features.npy", &ds->ugc_smile,
                      "new_music_smile_features_norm.npy");
-    check_same_width(p, ugc_dir, "visual_features_resnet_V.npy", &ds->ugc_video, pgc_dir,
-                     "mv_video_resnet_features.npy", &ds->pgc_video);
-    check_same_width(p, ugc_dir, "music_features.npy", &ds->ugc_vggish, pgc_dir, "vggish_features.npy",
-                     &ds->pgc_vggish);
-    check_same_width(p, ugc_dir, "new_music_smile_features_norm.npy", &ds->ugc_smile, pgc_dir,
-                     "opensmile_features_norm.npy", &ds->pgc_smile);
     int64_t nv = ds->ugc_video.data ? ds->ugc_video.rows : -1;
     int64_t nm = ds->ugc_vggish.data ? ds->ugc_vggish.rows : -1;
     load_train(&ds->train, p, ugc_dir, nv, nm);
@@ -1085,7 +1120,7 @@ int dataset_load(debcm_dataset *ds, const char *pgc_dir, const char *ugc_dir)
 
     if (load_vector(&ds->prior_mean, &ds->prior_mean_len, p, ugc_dir, "user_prior_mean.npy",
                     "the mean user prior over genres") == 0) {
-        char path[2048];
+        char path[DATASET_PATH_MAX];
         join_path(path, sizeof path, ugc_dir, "user_prior_mean.npy");
         if (ds->train.G > 0 && ds->prior_mean_len != ds->train.G)
             problems_add(p, PROBLEM_ERROR, "%s: expected %lld genre probabilities (G, the width of every "
@@ -1104,6 +1139,60 @@ int dataset_load(debcm_dataset *ds, const char *pgc_dir, const char *ugc_dir)
             problems_add(p, PROBLEM_WARNING, "%s: expected probabilities summing to 1, found a sum of %.6g", path,
                          sum);
     }
+}
+
+/* A directory of the layout must exist, be a directory, and leave room below PATH_MAX for the file names. One
+ * problem for the directory instead of one per file in it. */
+static int check_directory(problem_list *p, const char *dir, const char *which)
+{
+    struct stat st;
+    size_t len = strlen(dir);
+    if (len == 0) {
+        problems_add(p, PROBLEM_ERROR, "expected the path of the %s directory, found an empty string", which);
+        return -1;
+    }
+    if (len + DATASET_FILE_NAME_MAX >= PATH_MAX) {
+        problems_add(p, PROBLEM_ERROR, "%.200s...: path too long for the %s directory (%zu bytes; at most %d)", dir,
+                     which, len, PATH_MAX - DATASET_FILE_NAME_MAX - 1);
+        return -1;
+    }
+    if (stat(dir, &st) != 0) {
+        problems_add(p, PROBLEM_ERROR, "%s: expected the %s directory, found nothing there (%s)", dir, which,
+                     strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        problems_add(p, PROBLEM_ERROR, "%s: expected the %s directory, found a file that is not a directory", dir,
+                     which);
+        return -1;
+    }
+    return 0;
+}
+
+int dataset_load(debcm_dataset *ds, const char *pgc_dir, const char *ugc_dir)
+{
+    memset(ds, 0, sizeof *ds);
+    snprintf(ds->pgc_dir, sizeof ds->pgc_dir, "%s", pgc_dir);
+    snprintf(ds->ugc_dir, sizeof ds->ugc_dir, "%s", ugc_dir);
+    problem_list *p = &ds->problems;
+    int pgc_ok = check_directory(p, pgc_dir, "teacher (data_pgc)") == 0;
+    int ugc_ok = check_directory(p, ugc_dir, "student (data_matching)") == 0;
+    /* A missing directory is one problem, not one per file in it: its files are skipped, and so are the
+     * checks that need them (they look at .data, which stays NULL). */
+
+    /* data_pgc/ */
+    if (pgc_ok)
+        load_data_pgc(ds, p, pgc_dir);
+
+    /* data_matching/ */
+    if (ugc_ok)
+        load_data_matching(ds, p, ugc_dir);
+    check_same_width(p, ugc_dir, "visual_features_resnet_V.npy", &ds->ugc_video, pgc_dir,
+                     "mv_video_resnet_features.npy", &ds->pgc_video);
+    check_same_width(p, ugc_dir, "music_features.npy", &ds->ugc_vggish, pgc_dir, "vggish_features.npy",
+                     &ds->pgc_vggish);
+    check_same_width(p, ugc_dir, "new_music_smile_features_norm.npy", &ds->ugc_smile, pgc_dir,
+                     "opensmile_features_norm.npy", &ds->pgc_smile);
 
     if (p->errors) {
         const char *first = "";

@@ -13,6 +13,7 @@
 #ifndef DEBCM_DATASET_H
 #define DEBCM_DATASET_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,8 +73,8 @@ typedef struct {
 } problem_list;
 
 typedef struct {
-    char pgc_dir[1024];
-    char ugc_dir[1024];
+    char pgc_dir[PATH_MAX];
+    char ugc_dir[PATH_MAX];
     /* data_pgc/ */
     feat_matrix pgc_video;  /* mv_video_resnet_features.npy [Nv, D_v] */
     feat_matrix pgc_vggish; /* vggish_features.npy [Nm, 128] */
@@ -89,6 +90,10 @@ typedef struct {
     int64_t prior_mean_len;
     problem_list problems;
 } debcm_dataset;
+
+/* The longest file name the loader appends to a directory ("100neg/test.npy", ...), with room to spare: a
+ * directory whose path leaves less than this below PATH_MAX is refused as too long. */
+#define DATASET_FILE_NAME_MAX 64
 
 /* Load and validate both directories. Returns 0 when no error was found (warnings may be present), -1 otherwise
  * with debcm_last_error() = the first error (and how many more there are); ds->problems lists them all.

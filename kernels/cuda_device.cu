@@ -35,9 +35,13 @@ extern "C" int cuda_device_describe(char *buf, size_t n)
     cudaDriverGetVersion(&driver);
     if (cudaGetDeviceCount(&count) != cudaSuccess)
         count = 0;
-    o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "CUDA runtime %d.%d, driver %d.%d, cuBLAS %d.%d.%d",
-                          runtime / 1000, (runtime % 1000) / 10, driver / 1000, (driver % 1000) / 10,
-                          CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR, CUBLAS_VER_PATCH);
+    o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "CUDA runtime %d.%d, ", runtime / 1000, (runtime % 1000) / 10);
+    if (driver > 0)
+        o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "driver %d.%d", driver / 1000, (driver % 1000) / 10);
+    else
+        o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "no CUDA driver");
+    o += (size_t)snprintf(buf + o, o < n ? n - o : 0, ", cuBLAS %d.%d.%d", CUBLAS_VER_MAJOR, CUBLAS_VER_MINOR,
+                          CUBLAS_VER_PATCH);
 #if defined(DEBCM_WITH_CUDNN)
     size_t cudnn = cudnnGetVersion();
     o += (size_t)snprintf(buf + o, o < n ? n - o : 0, ", cuDNN %zu.%zu.%zu", cudnn / 10000, (cudnn % 10000) / 100,

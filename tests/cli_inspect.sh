@@ -66,5 +66,35 @@ grep -q "data_pgc/val.npy" "$tmp/b2.err" && ok "garbage file named" || { bad "ga
 "$debcm" inspect "$tmp/does-not-exist" > /dev/null 2> "$tmp/b3.err"; rc=$?
 [ $rc -eq 1 ] && grep -q "does-not-exist" "$tmp/b3.err" && ok "missing root exits 1 naming it" || bad "missing root ($rc)"
 
+# usage errors: exit 2 and exactly one line on stderr
+for args in "--bogus" "ROOT extra" "--pgc" "--json=1" "" ; do
+  if [ "$args" = "ROOT extra" ]; then set -- "$tmp/ds" extra; elif [ -z "$args" ]; then set -- ""; else set -- $args; fi
+  "$debcm" inspect "$@" > /dev/null 2> "$tmp/u.err"; rc=$?
+  [ $rc -eq 2 ] && [ "$(wc -l < "$tmp/u.err")" -eq 1 ] && ok "usage error '$args': exit 2, one line" \
+    || { bad "usage error '$args' (exit $rc)"; cat "$tmp/u.err"; }
+done
+"$debcm" inspect "$tmp/ds" --pgc "$tmp/ds/data_pgc" > /dev/null 2>&1; [ $? -eq 2 ] && ok "ROOT and --pgc: exit 2" || bad "ROOT and --pgc"
+
+# a ROOT that is a file: one clear line
+"$debcm" inspect "$tmp/ds/gen_stats.json" > /dev/null 2> "$tmp/f.err"; rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l < "$tmp/f.err")" -eq 1 ] && grep -q "expected a directory" "$tmp/f.err" && ok "ROOT a file" || { bad "ROOT a file ($rc)"; cat "$tmp/f.err"; }
+
+# a path that is not UTF-8 still gives valid JSON that names it
+odd=$(printf "$tmp/odd\377name")
+cp -r "$tmp/ds" "$odd"
+"$debcm" inspect --json "$odd" > "$tmp/odd.json" 2>&1; rc=$?
+[ $rc -eq 0 ] && "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if 'odd\\\\xffname' in r['pgc_dir'] else 1)" "$tmp/odd.json" \
+  && ok "non-UTF-8 path in JSON" || { bad "non-UTF-8 path in JSON ($rc)"; head -5 "$tmp/odd.json"; }
+rm "$odd/data_matching/user_prior_mean.npy"
+"$debcm" inspect --json "$odd" > "$tmp/odd2.json" 2> /dev/null; rc=$?
+[ $rc -eq 1 ] && "$py" -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if 'user_prior_mean.npy' in r['problems'][0]['message'] else 1)" "$tmp/odd2.json" \
+  && ok "non-UTF-8 path in a JSON problem" || bad "non-UTF-8 path in a JSON problem ($rc)"
+
+# output that cannot be written is a failure
+if [ -w /dev/full ]; then
+  "$debcm" inspect "$tmp/ds" > /dev/full 2> "$tmp/full.err"; rc=$?
+  [ $rc -eq 1 ] && grep -q "writing to standard output" "$tmp/full.err" && ok "stdout full: exit 1" || bad "stdout full ($rc)"
+fi
+
 [ $fail -eq 0 ] && echo "cli_inspect: all passed" || echo "cli_inspect: FAILED"
 exit $fail

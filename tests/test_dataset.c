@@ -341,6 +341,83 @@ static void test_defects(void)
     dataset_free(&ds);
     expect_error(root, "100neg/val.npy", "expected at least one evaluation row", NULL);
 
+    /* weights shorter than the rows: an error, and nothing reads past them (a crash once, under inspect) */
+    fresh_dataset(root, sizeof root);
+    dirs(root, pgc, ugc, sizeof pgc);
+    CHECK(load_clean(&ds, root) == 0);
+    {
+        int64_t shape[1] = {ds.test.n - 1};
+        write_f32(ugc, "video_popularity_test.npy", 1, shape, ds.test.weight);
+    }
+    dataset_free(&ds);
+    expect_error(root, "video_popularity_test.npy", "expected one weight per row", "found 23");
+    {
+        debcm_dataset bad;
+        CHECK(dataset_load(&bad, pgc, ugc) != 0);
+        CHECK(bad.test.weight == NULL);
+        dataset_summary s;
+        CHECK(dataset_summarise(&s, &bad) == 0);
+        CHECK(s.test_weight_sum == 0.0);
+        dataset_summary_free(&s);
+        dataset_free(&bad);
+    }
+
+    /* genre ids beyond G, an empty genre list and a propensity <= 0 are warnings with their rows */
+    fresh_dataset(root, sizeof root);
+    dirs(root, pgc, ugc, sizeof pgc);
+    CHECK(load_clean(&ds, root) == 0);
+    ds.train.propensity[4] = 0.0f;
+    ds.train.propensity[8] = -1.0f;
+    write_train(ugc, &ds.train, "[9]", -1, 0);
+    dataset_free(&ds);
+    CHECK(load_clean(&ds, root) == 0);
+    CHECK(ds.problems.warnings == 3);
+    {
+        int seen_genre = 0, seen_prop = 0;
+        for (int i = 0; i < ds.problems.count; i++) {
+            seen_genre += strstr(ds.problems.items[i].message, "row 0, field 'genre': expected genre ids in [0, 6)") != NULL;
+            seen_prop += strstr(ds.problems.items[i].message, "row 4, field 'propensity'") != NULL &&
+                         strstr(ds.problems.items[i].message, "(2 rows in all)") != NULL;
+        }
+        CHECK(seen_genre == 1 && seen_prop == 1);
+    }
+    dataset_free(&ds);
+    fresh_dataset(root, sizeof root);
+    dirs(root, pgc, ugc, sizeof pgc);
+    CHECK(load_clean(&ds, root) == 0);
+    write_train(ugc, &ds.train, "[]", -1, 0);
+    dataset_free(&ds);
+    CHECK(load_clean(&ds, root) == 0);
+    CHECK(ds.problems.warnings == 1 && ds.problems.count == 1 &&
+          strstr(ds.problems.items[0].message, "row 0, field 'genre': expected at least one genre id"));
+    dataset_free(&ds);
+
+    /* bool arrays are not ids */
+    fresh_dataset(root, sizeof root);
+    dirs(root, pgc, ugc, sizeof pgc);
+    {
+        uint8_t flags[8] = {1, 0, 1, 1, 0, 0, 1, 0};
+        int64_t shape[2] = {4, 2};
+        char path[600];
+        snprintf(path, sizeof path, "%s/val.npy", pgc);
+        CHECK(npy_write(path, NPY_BOOL, 2, shape, flags, NULL) == 0);
+    }
+    expect_error(root, "data_pgc/val.npy", "expected integer pairs", "found bool");
+
+    /* a directory that is not there is one problem, not one per file; the other directory is still checked */
+    fresh_dataset(root, sizeof root);
+    dirs(root, pgc, ugc, sizeof pgc);
+    {
+        char moved[600];
+        snprintf(moved, sizeof moved, "%s.moved", pgc);
+        CHECK(rename(pgc, moved) == 0);
+        CHECK(dataset_load(&ds, pgc, ugc) != 0);
+        CHECK(ds.problems.errors == 1);
+        CHECK_CONTAINS(debcm_last_error(), "expected the teacher (data_pgc) directory, found nothing there");
+        CHECK(ds.train.n > 0); /* data_matching was loaded all the same */
+        dataset_free(&ds);
+    }
+
     /* float64 and big-endian features are converted, not refused */
     fresh_dataset(root, sizeof root);
     dirs(root, pgc, ugc, sizeof pgc);
@@ -378,6 +455,7 @@ static void test_genre_literals(void)
         {"[-1]", 0, 0, 0, 0},        {"[1]]", 0, 0, 0, 0},         {"eval('1')", 0, 0, 0, 0},
         {"[99999999999]", 0, 0, 0, 0}, {"[1", 0, 0, 0, 0},         {"", 0, 0, 0, 0},
         {"[1.5]", 0, 0, 0, 0},       {"[,]", 0, 0, 0, 0},          {"[1,,2]", 0, 0, 0, 0},
+        {"[01]", 0, 0, 0, 0},        {"[0, 10]", 1, 2, 0, 10},     {"[1_0]", 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int32_t *ids = NULL;
