@@ -1,20 +1,23 @@
 /* apps/cmd_synth.c — `debcm synth`: writes a synthetic dataset in the published DebCM layout (io/synth.h) under
  * --out, at a named scale with optional size overrides, then ROOT/gen_stats.json (sizes, arguments, seconds and
  * the planted-bias statistics, in the form of shared/data/debcm-mini/gen_stats.json). gen_stats.json is written
- * last and atomically: its presence marks a complete dataset. This file only parses arguments and writes the
- * JSON (jansson stays out of debcm_core); the generator is io/synth.c. */
+ * last and atomically (io/atomic_file.h), as the last step of the run: its presence marks a complete dataset,
+ * and if it cannot be written the run fails and removes what it wrote. SIGINT/SIGTERM/SIGHUP remove the
+ * temporary file being written. This file only parses arguments and writes the JSON (jansson stays out of the
+ * generator); the generator is io/synth.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "apps/commands.h"
 #include "engine/error.h"
+#include "io/atomic_file.h"
 #include "io/synth.h"
 
 static void synth_usage(FILE *out)
@@ -115,32 +118,39 @@ static json_t *stats_json(const char *scale, const synth_config *c, const synth_
     return root;
 }
 
-/* Atomic like io/npy.c's writer: a temporary file next to the target, fsync'd, then renamed over it. */
-static int write_json_atomic(const char *path, const json_t *doc)
+/* What the marker callback needs besides the stats: the arguments and when the run started. */
+typedef struct {
+    const char *scale;
+    const synth_config *c;
+    struct timespec t0;
+    double seconds;
+} stats_ctx;
+
+/* ROOT/gen_stats.json, atomically: synth_write_with_marker calls this last, and undoes the run if it fails. */
+static int write_stats_file(const char *root, const synth_stats *st, void *arg)
 {
-    char tmp[4200];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return debcm_fail("path too long: '%s'", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return debcm_fail("cannot create '%s': %s", tmp, strerror(errno));
-    int bad = json_dumpf(doc, f, JSON_INDENT(1) | JSON_REAL_PRECISION(10)) != 0;
-    bad |= fputc('\n', f) == EOF;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    int err = errno;
-    bad |= fclose(f) != 0;
-    if (bad) {
-        unlink(tmp);
-        return debcm_fail("cannot write '%s': %s", tmp, strerror(err ? err : EIO));
-    }
-    if (rename(tmp, path) != 0) {
-        err = errno;
-        unlink(tmp);
-        return debcm_fail("cannot rename '%s' to '%s': %s", tmp, path, strerror(err));
-    }
-    return 0;
+    stats_ctx *ctx = arg;
+    char path[PATH_MAX];
+    size_t n = strlen(root), m = strlen(SYNTH_STATS_FILE);
+    if (n + 1 + m >= sizeof path) /* not reached: synth_write checked a longer name under ROOT */
+        return debcm_fail_path_too_long(root, sizeof path - 2 - m);
+    memcpy(path, root, n);
+    path[n] = '/';
+    memcpy(path + n + 1, SYNTH_STATS_FILE, m + 1);
+    ctx->seconds = seconds_since(&ctx->t0);
+    json_t *doc = stats_json(ctx->scale, ctx->c, st, ctx->seconds);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(1) | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(doc);
+    if (!text)
+        return debcm_fail("%s: out of memory building the JSON", path);
+    atomic_file a;
+    int rc = atomic_file_begin(&a, path);
+    if (rc == 0 && (atomic_file_write(&a, text, strlen(text)) || atomic_file_write(&a, "\n", 1)))
+        rc = -1; /* a failed write has removed the temporary file already */
+    if (rc == 0)
+        rc = atomic_file_commit(&a);
+    free(text);
+    return rc;
 }
 
 int cmd_synth(int argc, char **argv)
@@ -229,28 +239,15 @@ int cmd_synth(int argc, char **argv)
         return DEBCM_EXIT_USAGE;
     }
 
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Ctrl-C, kill, a closed terminal: the temporary file being written goes with the process */
+    if (atomic_file_install_signal_cleanup())
+        return cmd_report_error("synth");
+    stats_ctx ctx = {.scale = scale, .c = &c, .seconds = 0.0};
+    clock_gettime(CLOCK_MONOTONIC, &ctx.t0);
     synth_stats st;
-    if (synth_write(out, &c, force, &st))
+    if (synth_write_with_marker(out, &c, force, &st, write_stats_file, &ctx))
         return cmd_report_error("synth");
-    double seconds = seconds_since(&t0);
-
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s", out, SYNTH_STATS_FILE);
-    if (n < 0 || (size_t)n >= sizeof path) {
-        debcm_fail("path too long: '%s/%s'", out, SYNTH_STATS_FILE);
-        return cmd_report_error("synth");
-    }
-    json_t *doc = stats_json(scale, &c, &st, seconds);
-    if (!doc) {
-        debcm_fail("out of memory building %s", path);
-        return cmd_report_error("synth");
-    }
-    int rc = write_json_atomic(path, doc);
-    json_decref(doc);
-    if (rc)
-        return cmd_report_error("synth");
+    double seconds = ctx.seconds;
 
     printf("debcm synth: wrote %s (%s, seed %" PRIu64 "): %" PRId64 " videos (train %" PRId64 " / val %" PRId64
            " / test %" PRId64 "), %" PRId64 " musics, %" PRId64 " PGC pairs, %.1f MB in %.2f s; %.1f%% of training "

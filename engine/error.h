@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#define DEBCM_ERROR_MAX 1024
+#define DEBCM_ERROR_MAX 8192 /* room for messages that quote two paths of PATH_MAX (4096) bytes */
 
 #if defined(__GNUC__)
 #define DEBCM_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -23,6 +23,11 @@ int debcm_fail(const char *fmt, ...) DEBCM_PRINTF(1, 2);
 
 /* Prepend context to the current message: "<context>: <old message>". Returns -1. */
 int debcm_error_prefix(const char *fmt, ...) DEBCM_PRINTF(1, 2);
+
+/* Record "PATH: path too long (N bytes; at most MAX)" (N = strlen(path)) and return -1: the one message for a
+ * path that does not fit a buffer, so that a path is refused, never silently shortened. Such a path is thousands
+ * of bytes long: its first 200 are quoted, then "..." (as io/dataset.c and apps/cmd_inspect.c do). */
+int debcm_fail_path_too_long(const char *path, size_t max);
 
 /* The last recorded message ("" when none). */
 const char *debcm_last_error(void);

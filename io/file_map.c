@@ -15,7 +15,9 @@ int file_map_open(file_map *m, const char *path, const char *expected, int popul
 {
     m->base = NULL;
     m->len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a device) for reading would otherwise block until a writer shows up, before
+     * the S_ISREG check below could refuse it; for a regular file the flag changes nothing. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return debcm_fail("%s: cannot open: %s", path, strerror(errno));
     struct stat st;

@@ -1,6 +1,7 @@
 /* io/file_map.h — a whole file mapped read-only into memory, the way every reader of io/ gets at its bytes
  * (.npy, .npz). Opening checks that the path is a non-empty regular file that fits in the address space and
- * says so, naming the path and what was expected there, when it is not. */
+ * says so, naming the path and what was expected there, when it is not — at once, also for a FIFO or a device,
+ * which are never waited on. */
 #ifndef DEBCM_FILE_MAP_H
 #define DEBCM_FILE_MAP_H
 

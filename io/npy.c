@@ -6,20 +6,18 @@
  * byte-swapping and transposing Fortran-order data on the way; the dtype and byte order are dispatched by a switch
  * outside the loops so the hot loops are straight-line code. Writing reproduces NumPy's header byte for byte
  * (including the spare spaces NumPy >= 1.24 leaves for growing the first axis) and replaces the target
- * atomically (temporary file, fsync, rename). The byte order '=' and the in-place float32 view assume a
- * little-endian host, which is checked at compile time. */
+ * atomically through io/atomic_file.h (temporary file, fsync, rename; the temporary file removed on failure and
+ * on SIGINT/SIGTERM/SIGHUP). The byte order '=' and the in-place float32 view assume a little-endian host, which
+ * is checked at compile time. */
 #include "io/npy.h"
+#include "io/atomic_file.h"
 #include "io/file_map.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "engine/error.h"
 
@@ -404,10 +402,22 @@ static int open_common(npy_file *f, const uint8_t *buf, size_t len)
     return 0;
 }
 
+/* f->path = name, or an error when it is longer than max - 1 bytes (a shortened name would point at another
+ * file): PATH_MAX for a path, all of f->path for a buffer's name */
+static int set_path(npy_file *f, const char *name, size_t max)
+{
+    size_t n = strlen(name);
+    if (n >= max)
+        return debcm_fail_path_too_long(name, max - 1);
+    memcpy(f->path, name, n + 1);
+    return 0;
+}
+
 int npy_open_buffer(npy_file *f, const void *buf, size_t len, const char *name)
 {
     memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s", name ? name : "<buffer>");
+    if (set_path(f, name ? name : "<buffer>", sizeof f->path))
+        return -1;
     if (open_common(f, buf, len)) {
         npy_close(f);
         return -1;
@@ -418,7 +428,8 @@ int npy_open_buffer(npy_file *f, const void *buf, size_t len, const char *name)
 int npy_open(npy_file *f, const char *path)
 {
     memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s", path);
+    if (set_path(f, path, PATH_MAX))
+        return -1;
     file_map map;
     if (file_map_open(&map, path, "a .npy file", 1) != 0)
         return -1;
@@ -790,85 +801,6 @@ static size_t build_header(uint8_t *out, size_t cap, const char *descr, int fort
     }
 }
 
-typedef struct {
-    const char *path;
-    char tmp[1100];
-    FILE *fp;
-} atomic_file;
-
-static int atomic_begin(atomic_file *a, const char *path)
-{
-    a->path = path;
-    a->fp = NULL;
-    int n = snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof a->tmp)
-        return debcm_fail("%s: path too long", path);
-    int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return debcm_fail("%s: cannot create the temporary file %s: %s", path, a->tmp, strerror(errno));
-    a->fp = fdopen(fd, "wb");
-    if (!a->fp) {
-        int e = errno;
-        close(fd);
-        unlink(a->tmp);
-        return debcm_fail("%s: cannot open the temporary file %s: %s", path, a->tmp, strerror(e));
-    }
-    return 0;
-}
-
-static int atomic_write(atomic_file *a, const void *buf, size_t len)
-{
-    if (len && fwrite(buf, 1, len, a->fp) != len)
-        return debcm_fail("%s: cannot write %zu bytes to %s: %s", a->path, len, a->tmp,
-                          strerror(errno ? errno : EIO));
-    return 0;
-}
-
-/* ok = 0 on the success path: flush, fsync, close, rename; otherwise (or on any failure) remove the temp file */
-static int atomic_end(atomic_file *a, int ok)
-{
-    if (ok == 0) {
-        errno = 0;
-        if (fflush(a->fp) != 0) {
-            debcm_fail("%s: cannot write %s: %s", a->path, a->tmp, strerror(errno ? errno : EIO));
-            ok = -1;
-        } else if (fsync(fileno(a->fp)) != 0) {
-            debcm_fail("%s: cannot fsync %s: %s", a->path, a->tmp, strerror(errno));
-            ok = -1;
-        }
-    }
-    errno = 0;
-    if (fclose(a->fp) != 0 && ok == 0) {
-        debcm_fail("%s: cannot close %s: %s", a->path, a->tmp, strerror(errno ? errno : EIO));
-        ok = -1;
-    }
-    a->fp = NULL;
-    if (ok == 0 && rename(a->tmp, a->path) != 0) {
-        debcm_fail("%s: cannot rename %s to it: %s", a->path, a->tmp, strerror(errno));
-        ok = -1;
-    }
-    if (ok != 0) {
-        unlink(a->tmp);
-        return -1;
-    }
-    /* make the rename itself durable; best effort (some file systems refuse fsync on directories) */
-    char dir[1100];
-    snprintf(dir, sizeof dir, "%s", a->path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    return 0;
-}
-
 static int check_write_shape(const char *path, int ndim, const int64_t *shape, int64_t *count)
 {
     if (ndim < 0 || ndim > NPY_MAX_NDIM)
@@ -889,11 +821,12 @@ static int write_payload(atomic_file *a, const uint8_t *src, int esize, int swap
                          int64_t cols, int64_t count)
 {
     if (!swap && !transpose)
-        return atomic_write(a, src, (size_t)count * (size_t)esize);
+        return atomic_file_write(a, src, (size_t)count * (size_t)esize);
     enum { CHUNK = 1 << 16 };
     uint8_t *buf = malloc((size_t)CHUNK * (size_t)esize);
     if (!buf)
-        return debcm_fail("%s: out of memory", a->path);
+        return debcm_fail("%s: out of memory (%zu bytes to reorder the payload)", a->path,
+                          (size_t)CHUNK * (size_t)esize);
     int64_t done = 0;
     while (done < count) {
         int64_t k = count - done < CHUNK ? count - done : CHUNK;
@@ -908,7 +841,7 @@ static int write_payload(atomic_file *a, const uint8_t *src, int esize, int swap
             else
                 memcpy(q, p, (size_t)esize);
         }
-        if (atomic_write(a, buf, (size_t)k * (size_t)esize)) {
+        if (atomic_file_write(a, buf, (size_t)k * (size_t)esize)) {
             free(buf);
             return -1;
         }
@@ -947,12 +880,13 @@ int npy_write(const char *path, npy_type type, int ndim, const int64_t *shape, c
     if (!hlen)
         return -1;
     atomic_file a;
-    if (atomic_begin(&a, path))
+    if (atomic_file_begin(&a, path))
         return -1;
-    int rc = atomic_write(&a, header, hlen);
-    if (rc == 0)
-        rc = write_payload(&a, data, esize, swap, transpose, rows, cols, count);
-    return atomic_end(&a, rc);
+    if (atomic_file_write(&a, header, hlen) || write_payload(&a, data, esize, swap, transpose, rows, cols, count)) {
+        atomic_file_abort(&a); /* a no-op when the write already aborted; needed after an out-of-memory */
+        return -1;
+    }
+    return atomic_file_commit(&a);
 }
 
 int npy_write_object(const char *path, int ndim, const int64_t *shape, const void *pickle, size_t pickle_len,
@@ -975,10 +909,9 @@ int npy_write_object(const char *path, int ndim, const int64_t *shape, const voi
     if (!hlen)
         return -1;
     atomic_file a;
-    if (atomic_begin(&a, path))
+    if (atomic_file_begin(&a, path))
         return -1;
-    int rc = atomic_write(&a, header, hlen);
-    if (rc == 0)
-        rc = atomic_write(&a, pickle, pickle_len);
-    return atomic_end(&a, rc);
+    if (atomic_file_write(&a, header, hlen) || atomic_file_write(&a, pickle, pickle_len))
+        return -1; /* atomic_file_write aborts on failure */
+    return atomic_file_commit(&a);
 }

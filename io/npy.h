@@ -11,11 +11,16 @@
 #ifndef DEBCM_NPY_H
 #define DEBCM_NPY_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define NPY_MAX_NDIM 2           /* 0-d, 1-d and 2-d arrays: all the DebCM layout uses */
 #define NPY_MAX_HEADER_LEN 65536 /* NumPy itself refuses headers longer than this by default */
+/* Longest name of an npy_file: a path (PATH_MAX, NUL included) or an .npz member's "ARCHIVE[MEMBER.npy]", which
+ * adds the member name (io/npz.h: at most 255 bytes) and 6 bytes of brackets and suffix. Longer is an error,
+ * never a silently shortened name. */
+#define NPY_NAME_MAX (PATH_MAX + 264)
 
 typedef enum {
     NPY_BOOL = 0,
@@ -39,7 +44,7 @@ typedef struct {
 } npy_header;
 
 typedef struct {
-    char path[1024];        /* for error messages */
+    char path[NPY_NAME_MAX]; /* the path, or the name given to npy_open_buffer: for error messages */
     npy_header h;
     const uint8_t *data;    /* payload: count*elem_size bytes (or the pickle stream for OBJECT) */
     size_t data_size;       /* bytes available from data to the end of the file/buffer */
@@ -48,7 +53,8 @@ typedef struct {
     uint8_t *owned;         /* malloc'd copy (npy_open_buffer with copy), or NULL */
 } npy_file;
 
-/* Open and validate a file; the payload is memory-mapped. On error returns -1 with a message naming the path. */
+/* Open and validate a file; the payload is memory-mapped. On error returns -1 with a message naming the path
+ * (a path of PATH_MAX bytes or more: "path too long"). */
 int npy_open(npy_file *f, const char *path);
 
 /* The same over a buffer in memory (an .npz member, a fuzz input). The buffer is not copied and must outlive f;
@@ -87,7 +93,9 @@ int npy_type_size(npy_type t);
 
 /* Write a numeric array. data holds count elements of `type` in native byte order, C order; the file is
  * written with the requested byte order, memory order and format version (1, 2 or 3; 0 = the smallest that
- * fits, as NumPy does). Atomic: written to path.tmp.<pid>, fsync'd, renamed. */
+ * fits, as NumPy does). Atomic (io/atomic_file.h): written to path.tmp.<pid>, fsync'd, renamed; on failure or
+ * SIGINT/SIGTERM/SIGHUP (once atomic_file_install_signal_cleanup ran) the temporary file is removed and a previous
+ * file at path is left as it was. */
 typedef struct {
     int version;       /* 0 (auto), 1, 2 or 3 */
     int big_endian;    /* write '>' */

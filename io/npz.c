@@ -367,10 +367,21 @@ done:
     return rc;
 }
 
+/* z->path = name, or "path too long" (never a shortened name) */
+static int set_path(npz_archive *z, const char *name)
+{
+    size_t n = strlen(name);
+    if (n >= sizeof z->path)
+        return debcm_fail_path_too_long(name, sizeof z->path - 1);
+    memcpy(z->path, name, n + 1);
+    return 0;
+}
+
 int npz_open_buffer(npz_archive *z, const void *buf, size_t len, const char *name)
 {
     memset(z, 0, sizeof *z);
-    snprintf(z->path, sizeof z->path, "%s", name ? name : "<buffer>");
+    if (set_path(z, name ? name : "<buffer>"))
+        return -1;
     z->data = buf;
     z->size = len;
     if (index_archive(z)) {
@@ -383,7 +394,8 @@ int npz_open_buffer(npz_archive *z, const void *buf, size_t len, const char *nam
 int npz_open(npz_archive *z, const char *path)
 {
     memset(z, 0, sizeof *z);
-    snprintf(z->path, sizeof z->path, "%s", path);
+    if (set_path(z, path))
+        return -1;
     file_map map;
     if (file_map_open(&map, path, "a .npz archive", 0) != 0)
         return -1;
@@ -523,6 +535,8 @@ int npz_read_member(const npz_archive *z, int i, npy_file *out, uint64_t max_byt
         return debcm_fail("%s: member '%s.npy': CRC-32 mismatch (computed 0x%08x, the archive says 0x%08x)", z->path,
                           m->name, (uint32_t)crc, m->crc32);
     }
+    /* "ARCHIVE[MEMBER.npy]" always fits an npy_file's name (io/npy.h, NPY_NAME_MAX) */
+    _Static_assert(sizeof ((npy_file *)0)->path >= sizeof z->path + sizeof m->name + 6, "NPY_NAME_MAX too small");
     char name[sizeof z->path + sizeof m->name + 8];
     snprintf(name, sizeof name, "%s[%s.npy]", z->path, m->name);
     if (npy_open_buffer(out, buf, usize, name)) {

@@ -6,6 +6,7 @@
 #ifndef DEBCM_NPZ_H
 #define DEBCM_NPZ_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,7 +22,7 @@ typedef struct {
 } npz_member;
 
 typedef struct {
-    char path[1024];
+    char path[PATH_MAX];       /* a longer path is refused ("path too long"), never shortened */
     const uint8_t *data;       /* the whole archive (mmap'd by npz_open, borrowed by npz_open_buffer) */
     size_t size;
     void *map_base;

@@ -30,16 +30,20 @@
 #include "io/synth.h"
 
 #include <cblas.h>
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "io/atomic_file.h"
 #include "io/npy.h"
 #include "io/pickle.h"
 
@@ -49,7 +53,9 @@
 #define SYNTH_OMP(x)
 #endif
 
-#define SYNTH_PATH_MAX 4096
+/* the longest file name of the layout below ROOT: checked against PATH_MAX before anything is written */
+#define SYNTH_LONGEST_FILE "data_matching/new_music_smile_features_norm.npy"
+#define SYNTH_MAX_FILES 32  /* files of one dataset (14 today), remembered to remove them if the run fails */
 #define SYNTH_BLOCK_ROWS 64 /* rows per sgemm call: fixed, so each call (hence its rounding) is thread-independent */
 #define SYNTH_GENRE_STR 32  /* "[a, b]" with ids below 10,000 */
 
@@ -314,23 +320,40 @@ static int project_rows(float *out, int64_t n, const int64_t *src, const project
 
 /* ---- files ---------------------------------------------------------------------------------------------------- */
 
+/* out[PATH_MAX] = root/rel, or "path too long" (never a shortened path) */
 static int join_path(char *out, const char *root, const char *rel)
 {
-    int n = snprintf(out, SYNTH_PATH_MAX, "%s/%s", root, rel);
-    if (n < 0 || n >= SYNTH_PATH_MAX)
-        return debcm_fail("path too long: '%s/%s'", root, rel);
+    size_t a = strlen(root), b = strlen(rel);
+    if (a + 1 + b >= PATH_MAX) {
+        char *joined = malloc(a + b + 2); /* for the message only: it quotes the path that does not fit */
+        if (!joined)
+            return debcm_fail_path_too_long(root, PATH_MAX - 2 - b);
+        memcpy(joined, root, a);
+        joined[a] = '/';
+        memcpy(joined + a + 1, rel, b + 1);
+        debcm_fail_path_too_long(joined, PATH_MAX - 1);
+        free(joined);
+        return -1;
+    }
+    memcpy(out, root, a);
+    out[a] = '/';
+    memcpy(out + a + 1, rel, b + 1);
     return 0;
 }
 
-/* mkdir -p: create every missing component; an existing directory is fine, an existing non-directory is not. */
-static int mkdir_p(const char *path)
+/* mkdir -p: create every missing component; an existing directory is fine, an existing non-directory is not.
+ * *created = the length of the first prefix this call created (every deeper one was created too), 0 if none:
+ * what undo_created() removes when the run fails. An existing component is recognised with stat before any
+ * mkdir, so that a read-only or unwritable parent is only reported where something must really be created. */
+static int mkdir_p(const char *path, size_t *created)
 {
-    char buf[SYNTH_PATH_MAX];
+    char buf[PATH_MAX];
     size_t n = strlen(path);
+    *created = 0;
     if (n == 0)
         return debcm_fail("empty output directory name");
     if (n >= sizeof buf)
-        return debcm_fail("path too long: '%s'", path);
+        return debcm_fail_path_too_long(path, sizeof buf - 1);
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] != '/' && buf[i] != '\0')
@@ -339,9 +362,15 @@ static int mkdir_p(const char *path)
             continue; /* "a//b" */
         char saved = buf[i];
         buf[i] = '\0';
-        if (mkdir(buf, 0777) != 0) {
+        struct stat sb;
+        if (*created == 0 && stat(buf, &sb) == 0) {
+            if (!S_ISDIR(sb.st_mode))
+                return debcm_fail("cannot create directory '%s': it exists and is not a directory", buf);
+        } else if (mkdir(buf, 0777) == 0) {
+            if (*created == 0)
+                *created = i;
+        } else {
             int err = errno;
-            struct stat sb;
             if (err != EEXIST)
                 return debcm_fail("cannot create directory '%s': %s", buf, strerror(err));
             if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
@@ -352,44 +381,24 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* npy_write names the path in its messages; make sure of it for what comes from below it. */
-static int name_path_in_error(const char *path)
+/* rmdir the prefixes of path that mkdir_p created (from `created` on), deepest first; stops at the first that
+ * is not empty (or cannot be removed): what someone else put there stays. */
+static void rmdir_created(const char *path, size_t created)
 {
-    if (!strstr(debcm_last_error(), path))
-        return debcm_error_prefix("%s", path);
-    return -1;
-}
-
-static int write_numeric(const char *root, const char *rel, npy_type type, int ndim, int64_t d0, int64_t d1,
-                         const void *data, int64_t *bytes)
-{
-    char path[SYNTH_PATH_MAX];
-    int64_t shape[2] = {d0, d1};
-    npy_write_options opt;
-    memset(&opt, 0, sizeof opt);
-    if (join_path(path, root, rel))
-        return -1;
-    if (npy_write(path, type, ndim, shape, data, &opt))
-        return name_path_in_error(path);
-    *bytes += d0 * (ndim == 2 ? d1 : 1) * npy_type_size(type);
-    return 0;
-}
-
-static int write_object(const char *root, const char *rel, pickle_writer *w, int64_t rows, int64_t cols,
-                        int64_t *bytes)
-{
-    char path[SYNTH_PATH_MAX];
-    int64_t shape[2] = {rows, cols};
-    npy_write_options opt;
-    memset(&opt, 0, sizeof opt);
-    if (join_path(path, root, rel))
-        return -1;
-    if (pickle_writer_end(w))
-        return debcm_error_prefix("%s: pickling", path);
-    if (npy_write_object(path, 2, shape, w->buf, w->len, &opt))
-        return name_path_in_error(path);
-    *bytes += (int64_t)w->len;
-    return 0;
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (created == 0 || n >= sizeof buf)
+        return;
+    memcpy(buf, path, n + 1);
+    for (size_t i = n; i >= created; i--) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        if (buf[i - 1] == '/')
+            continue;
+        buf[i] = '\0';
+        if (rmdir(buf) != 0)
+            return;
+    }
 }
 
 /* ---- the generator -------------------------------------------------------------------------------------------- */
@@ -410,7 +419,7 @@ typedef struct {
     float *vggish;           /* [N_m, D_vggish] */
     float *smile;            /* [N_m, D_smile] */
     char *genre_str;         /* [N_m][SYNTH_GENRE_STR] */
-    float *feat;             /* [rows, D_v] the video features being written (PGC, then UGC) */
+    float *feat;             /* [max(P, N_v), D_v] video features (PGC, then UGC), allocated before writing */
     int64_t *src;            /* [rows] true music of each video */
     int64_t *perm;           /* [rows] split order */
     int64_t *user, *label;   /* [N_v] */
@@ -423,6 +432,11 @@ typedef struct {
     double *weight;          /* [rows] */
     double *prior;           /* [G] */
     pickle_writer pw;
+    /* what this run created, removed again if it fails (undo_created) */
+    const char *done[SYNTH_MAX_FILES]; /* files written (relative to ROOT; string literals) */
+    int n_done;
+    size_t root_created;     /* mkdir_p of ROOT: first prefix created, 0 if ROOT existed */
+    int made_pgc, made_matching, made_neg; /* data_pgc/, data_matching/, data_matching/100neg/ made by this run */
 } synth_state;
 
 static void synth_state_free(synth_state *s)
@@ -435,6 +449,76 @@ static void synth_state_free(synth_state *s)
     free(s->pairs); free(s->neg); free(s->weight); free(s->prior);
     pickle_writer_free(&s->pw);
     memset(s, 0, sizeof *s);
+}
+
+/* A failed run leaves ROOT as it found it: the files it completed are removed, then the directories it made
+ * (rmdir: only the empty ones). A file it replaced under --force is not restored; gen_stats.json was removed
+ * first, so what is left never looks like a complete dataset. Best effort: the error that matters is already
+ * recorded, and unlink/rmdir never change it. */
+static void undo_created(const synth_state *s, const char *root)
+{
+    char path[PATH_MAX];
+    for (int i = s->n_done - 1; i >= 0; i--)
+        if (join_path(path, root, s->done[i]) == 0)
+            (void)unlink(path);
+    const struct {
+        int made;
+        const char *rel;
+    } dirs[] = {{s->made_neg, "data_matching/100neg"}, {s->made_matching, "data_matching"},
+                {s->made_pgc, "data_pgc"}};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (dirs[i].made && join_path(path, root, dirs[i].rel) == 0)
+            (void)rmdir(path);
+    rmdir_created(root, s->root_created);
+}
+
+/* npy_write names the path in its messages; make sure of it for what comes from below it. */
+static int name_path_in_error(const char *path)
+{
+    if (!strstr(debcm_last_error(), path))
+        return debcm_error_prefix("%s", path);
+    return -1;
+}
+
+/* the file rel is complete: remember it for undo_created */
+static int record_done(synth_state *s, const char *rel)
+{
+    if (s->n_done >= SYNTH_MAX_FILES)
+        return debcm_fail("synth: more than %d files (raise SYNTH_MAX_FILES)", SYNTH_MAX_FILES);
+    s->done[s->n_done++] = rel;
+    return 0;
+}
+
+static int write_numeric(synth_state *s, const char *root, const char *rel, npy_type type, int ndim, int64_t d0,
+                         int64_t d1, const void *data, int64_t *bytes)
+{
+    char path[PATH_MAX];
+    int64_t shape[2] = {d0, d1};
+    npy_write_options opt;
+    memset(&opt, 0, sizeof opt);
+    if (join_path(path, root, rel))
+        return -1;
+    if (npy_write(path, type, ndim, shape, data, &opt))
+        return name_path_in_error(path);
+    *bytes += d0 * (ndim == 2 ? d1 : 1) * npy_type_size(type);
+    return record_done(s, rel);
+}
+
+static int write_object(synth_state *s, const char *root, const char *rel, pickle_writer *w, int64_t rows,
+                        int64_t cols, int64_t *bytes)
+{
+    char path[PATH_MAX];
+    int64_t shape[2] = {rows, cols};
+    npy_write_options opt;
+    memset(&opt, 0, sizeof opt);
+    if (join_path(path, root, rel))
+        return -1;
+    if (pickle_writer_end(w))
+        return debcm_error_prefix("%s: pickling", path);
+    if (npy_write_object(path, 2, shape, w->buf, w->len, &opt))
+        return name_path_in_error(path);
+    *bytes += (int64_t)w->len;
+    return record_done(s, rel);
 }
 
 static void *alloc_array(int64_t n, size_t elem, const char *what)
@@ -607,10 +691,10 @@ static int write_pgc(synth_state *s, const synth_config *c, const char *root, sy
 {
     int64_t P = c->pgc, Dv = c->dim_v;
     int64_t n_val = P / 10, n_train = P - n_val;
+    /* s->feat, [max(P, N_v), D_v], was allocated before anything was written (synth_write) */
     if (!(s->src = alloc_array(P, sizeof *s->src, "PGC musics")) ||
         !(s->perm = alloc_array(P, sizeof *s->perm, "PGC split")) ||
-        !(s->pairs = alloc_array(2 * P, sizeof *s->pairs, "PGC pairs")) ||
-        !(s->feat = alloc_array(P * Dv, sizeof *s->feat, "PGC video features")))
+        !(s->pairs = alloc_array(2 * P, sizeof *s->pairs, "PGC pairs")))
         return -1;
     SYNTH_OMP(omp parallel for schedule(static))
     for (int64_t i = 0; i < P; i++) {
@@ -619,10 +703,9 @@ static int write_pgc(synth_state *s, const synth_config *c, const char *root, sy
     }
     projection p = video_projection(s, c, SYNTH_STREAM(ST_PGC_LATENT), SYNTH_STREAM(ST_PGC_FEAT));
     if (project_rows(s->feat, P, s->src, &p) ||
-        write_numeric(root, "data_pgc/mv_video_resnet_features.npy", NPY_FLOAT32, 2, P, Dv, s->feat, &st->bytes))
+        write_numeric(s, root, "data_pgc/mv_video_resnet_features.npy", NPY_FLOAT32, 2, P, Dv, s->feat,
+                      &st->bytes))
         return -1;
-    free(s->feat);
-    s->feat = NULL;
 
     if (random_permutation(s->perm, P, c->seed, SYNTH_STREAM(ST_PGC_SPLIT)))
         return -1;
@@ -630,11 +713,11 @@ static int write_pgc(synth_state *s, const synth_config *c, const char *root, sy
         s->pairs[2 * i] = s->perm[i];
         s->pairs[2 * i + 1] = s->src[s->perm[i]];
     }
-    if (write_numeric(root, "data_pgc/train.npy", NPY_INT64, 2, n_train, 2, s->pairs, &st->bytes) ||
-        write_numeric(root, "data_pgc/val.npy", NPY_INT64, 2, n_val, 2, s->pairs + 2 * n_train, &st->bytes) ||
-        write_numeric(root, "data_pgc/vggish_features.npy", NPY_FLOAT32, 2, c->musics, c->dim_vggish, s->vggish,
+    if (write_numeric(s, root, "data_pgc/train.npy", NPY_INT64, 2, n_train, 2, s->pairs, &st->bytes) ||
+        write_numeric(s, root, "data_pgc/val.npy", NPY_INT64, 2, n_val, 2, s->pairs + 2 * n_train, &st->bytes) ||
+        write_numeric(s, root, "data_pgc/vggish_features.npy", NPY_FLOAT32, 2, c->musics, c->dim_vggish, s->vggish,
                       &st->bytes) ||
-        write_numeric(root, "data_pgc/opensmile_features_norm.npy", NPY_FLOAT32, 2, c->musics, c->dim_smile,
+        write_numeric(s, root, "data_pgc/opensmile_features_norm.npy", NPY_FLOAT32, 2, c->musics, c->dim_smile,
                       s->smile, &st->bytes))
         return -1;
     st->pgc_train = n_train;
@@ -700,8 +783,8 @@ static int write_eval(synth_state *s, const synth_config *c, const char *root, c
         if (pickle_write_np_int64(&s->pw, videos[r]) || pickle_write_np_int64(&s->pw, s->src[videos[r]]) ||
             pickle_write_int64_ndarray(&s->pw, s->neg + r * K, (size_t)K))
             return debcm_error_prefix("%s/%s: row %lld", root, rows_rel, (long long)r);
-    if (write_object(root, rows_rel, &s->pw, n, 3, &st->bytes) ||
-        write_numeric(root, weights_rel, NPY_FLOAT64, 1, n, 0, s->weight, &st->bytes))
+    if (write_object(s, root, rows_rel, &s->pw, n, 3, &st->bytes) ||
+        write_numeric(s, root, weights_rel, NPY_FLOAT64, 1, n, 0, s->weight, &st->bytes))
         return -1;
     pickle_writer_free(&s->pw);
     memset(&s->pw, 0, sizeof s->pw);
@@ -753,19 +836,17 @@ static int write_matching(synth_state *s, const synth_config *c, const char *roo
         }
     }
 
-    /* all videos have features (ids index rows), whatever their split */
-    if (!(s->feat = alloc_array(N * Dv, sizeof *s->feat, "video features")))
-        return -1;
+    /* all videos have features (ids index rows), whatever their split; s->feat was allocated up front */
     projection p = video_projection(s, c, SYNTH_STREAM(ST_VIDEO_LATENT), SYNTH_STREAM(ST_VIDEO_FEAT));
     if (project_rows(s->feat, N, s->src, &p) ||
-        write_numeric(root, "data_matching/visual_features_resnet_V.npy", NPY_FLOAT32, 2, N, Dv, s->feat,
+        write_numeric(s, root, "data_matching/visual_features_resnet_V.npy", NPY_FLOAT32, 2, N, Dv, s->feat,
                       &st->bytes))
         return -1;
     free(s->feat);
     s->feat = NULL;
-    if (write_numeric(root, "data_matching/music_features.npy", NPY_FLOAT32, 2, M, c->dim_vggish, s->vggish,
+    if (write_numeric(s, root, "data_matching/music_features.npy", NPY_FLOAT32, 2, M, c->dim_vggish, s->vggish,
                       &st->bytes) ||
-        write_numeric(root, "data_matching/new_music_smile_features_norm.npy", NPY_FLOAT32, 2, M, c->dim_smile,
+        write_numeric(s, root, "data_matching/new_music_smile_features_norm.npy", NPY_FLOAT32, 2, M, c->dim_smile,
                       s->smile, &st->bytes))
         return -1;
 
@@ -825,13 +906,13 @@ static int write_matching(synth_state *s, const synth_config *c, const char *roo
             debcm_error_prefix("%s/data_matching/train.npy: row %lld", root, (long long)t);
     }
     free(row_prior);
-    if (rc || write_object(root, "data_matching/train.npy", &s->pw, n_train, 5, &st->bytes))
+    if (rc || write_object(s, root, "data_matching/train.npy", &s->pw, n_train, 5, &st->bytes))
         return -1;
     pickle_writer_free(&s->pw);
     memset(&s->pw, 0, sizeof s->pw);
     for (int64_t g = 0; g < G; g++)
         s->prior[g] /= (double)n_train;
-    if (write_numeric(root, "data_matching/user_prior_mean.npy", NPY_FLOAT64, 1, G, 0, s->prior, &st->bytes))
+    if (write_numeric(s, root, "data_matching/user_prior_mean.npy", NPY_FLOAT64, 1, G, 0, s->prior, &st->bytes))
         return -1;
 
     if (write_eval(s, c, root, val, n_val, SYNTH_STREAM(ST_NEG_VAL), "data_matching/100neg/val.npy",
@@ -846,34 +927,132 @@ static int write_matching(synth_state *s, const synth_config *c, const char *roo
     return 0;
 }
 
+/* Bytes the generator holds at its peak, roughly: what the musics take, the per-video arrays, and the largest of
+ * the three phases that follow (the feature matrix; the training pickle; an evaluation split's negatives and
+ * pickle — pickles grow by doubling, hence the 2). At the small preset: 17 MB, for a peak RSS of 22 MB. */
+static double synth_peak_bytes(const synth_config *c, double *feat_bytes)
+{
+    double M = (double)c->musics, G = (double)c->genres, L = (double)c->latent, N = (double)c->videos;
+    double P = (double)c->pgc, K = (double)c->negatives, Dv = (double)c->dim_v;
+    double U = floor(N / c->videos_per_user) > 1.0 ? floor(N / c->videos_per_user) : 1.0;
+    double n_train = N - 2.0 * floor(N / 10.0), n_val = floor(N / 10.0);
+    double musics = M * (8.0 * 6.0 + SYNTH_GENRE_STR + 4.0 * (L + (double)c->dim_vggish + (double)c->dim_smile)) +
+                    L * Dv * 4.0;
+    double videos = N * 8.0 * 4.0 + U * 8.0 * (G + 2.0) + M * 8.0 * 2.0;
+    double feat = (N > P ? N : P) * Dv * 4.0;
+    double train = 2.0 * n_train * (96.0 + 9.0 * G);                /* 146 bytes a row at G = 6, measured */
+    double eval = n_val * K * 8.0 + 2.0 * n_val * (120.0 + 8.0 * K); /* 917 bytes a row at K = 100, measured */
+    double phase = feat > train ? feat : train;
+    *feat_bytes = feat;
+    return musics + videos + (phase > eval ? phase : eval);
+}
+
+/* Refuse a config that cannot fit in this machine's memory, and allocate the largest buffer (the video features,
+ * shared by PGC and UGC), before anything is written: an out-of-memory is then an error about the size, not a
+ * half-written dataset. */
+static int reserve_memory(synth_state *s, const synth_config *c)
+{
+    double feat_bytes, need = synth_peak_bytes(c, &feat_bytes), gib = 1024.0 * 1024.0 * 1024.0;
+    struct sysinfo si;
+    if (sysinfo(&si) == 0) {
+        double have = ((double)si.totalram + (double)si.totalswap) * (double)si.mem_unit;
+        if (need > have)
+            return debcm_fail("this dataset needs about %.1f GiB of memory (the video features alone: %lld x %lld "
+                              "float32 = %.1f GiB), more than this machine's %.1f GiB of RAM and swap; lower "
+                              "--videos, --pgc or --dim-v", need / gib,
+                              (long long)(c->videos > c->pgc ? c->videos : c->pgc), (long long)c->dim_v,
+                              feat_bytes / gib, have / gib);
+    }
+    int64_t rows = c->videos > c->pgc ? c->videos : c->pgc;
+    if (!(s->feat = alloc_array(rows * c->dim_v, sizeof *s->feat, "video features")))
+        return debcm_error_prefix("cannot allocate the largest buffer before writing (%lld x %lld float32)",
+                                  (long long)rows, (long long)c->dim_v);
+    return 0;
+}
+
+/* Whether path holds part of a dataset: anything but a directory (a file, a link), or a directory with anything in
+ * it other than empty directories. The empty data_pgc/ and data_matching/100neg/ that a run killed by a signal
+ * leaves (its handler removes only the temporary file) are no dataset, and no reason to ask for --force. */
+static int holds_data(const char *path, int depth)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return 0;
+    if (!S_ISDIR(sb.st_mode) || depth > 8)
+        return 1;
+    DIR *d = opendir(path);
+    if (!d)
+        return 1; /* cannot tell: assume it does */
+    int found = 0;
+    char sub[PATH_MAX];
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        int n = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        found = n < 0 || (size_t)n >= sizeof sub || holds_data(sub, depth + 1);
+    }
+    closedir(d);
+    return found;
+}
+
+/* ROOT, data_pgc/, data_matching/ and data_matching/100neg/, each recorded if this run made it. An overwrite
+ * starts by removing the completion marker, so that a dataset interrupted halfway never looks complete — only
+ * when it exists, so that what is reported on a read-only or unwritable ROOT is the first thing that really had
+ * to be created, not the removal of a file that is not there. */
+static int make_dirs(synth_state *s, const char *root)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    size_t made;
+    if (mkdir_p(root, &s->root_created))
+        return -1;
+    if (join_path(path, root, SYNTH_STATS_FILE))
+        return -1;
+    if (lstat(path, &sb) == 0 && unlink(path) != 0 && errno != ENOENT)
+        return debcm_fail("cannot remove '%s': %s", path, strerror(errno));
+    if (join_path(path, root, "data_pgc") || mkdir_p(path, &made))
+        return -1;
+    s->made_pgc = made != 0;
+    if (join_path(path, root, "data_matching") || mkdir_p(path, &made))
+        return -1;
+    s->made_matching = made != 0;
+    if (join_path(path, root, "data_matching/100neg") || mkdir_p(path, &made))
+        return -1;
+    s->made_neg = made != 0;
+    return 0;
+}
+
 int synth_write(const char *root, const synth_config *c, int force, synth_stats *stats)
 {
+    return synth_write_with_marker(root, c, force, stats, NULL, NULL);
+}
+
+int synth_write_with_marker(const char *root, const synth_config *c, int force, synth_stats *stats,
+                            synth_marker_fn marker, void *ctx)
+{
     static const char *const markers[] = {"data_pgc", "data_matching", SYNTH_STATS_FILE};
-    char path[SYNTH_PATH_MAX];
+    char path[PATH_MAX];
     synth_stats st;
     synth_state s;
     memset(&st, 0, sizeof st);
     memset(&s, 0, sizeof s);
     if (synth_config_validate(c))
         return -1;
+    /* every path of the layout (with its temporary suffix) must fit; found out now, not after minutes of work */
+    if (join_path(path, root, SYNTH_LONGEST_FILE) || atomic_file_check_path(path))
+        return -1;
 
     for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
-        struct stat sb;
         if (join_path(path, root, markers[i]))
             return -1;
-        if (lstat(path, &sb) == 0 && !force)
+        if (!force && holds_data(path, 0))
             return debcm_fail("'%s' already holds a dataset (%s exists); pass --force to overwrite it", root, path);
     }
-    if (mkdir_p(root))
+    if (reserve_memory(&s, c)) {
+        synth_state_free(&s);
         return -1;
-    /* an overwrite starts by removing the completion marker: a dataset interrupted halfway never looks complete */
-    if (join_path(path, root, SYNTH_STATS_FILE))
-        return -1;
-    if (unlink(path) != 0 && errno != ENOENT)
-        return debcm_fail("cannot remove '%s': %s", path, strerror(errno));
-    if (join_path(path, root, "data_pgc") || mkdir_p(path) || join_path(path, root, "data_matching/100neg") ||
-        mkdir_p(path))
-        return -1;
+    }
+    int rc = make_dirs(&s, root);
 
 #if defined(OPENBLAS_VERSION)
     /* We parallelise over blocks of rows ourselves; OpenBLAS threads inside each call would make its split (and
@@ -881,7 +1060,8 @@ int synth_write(const char *root, const synth_config *c, int force, synth_stats 
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
 #endif
-    int rc = build_musics(&s, c);
+    if (!rc)
+        rc = build_musics(&s, c);
     if (!rc)
         rc = write_pgc(&s, c, root, &st);
     if (!rc)
@@ -889,6 +1069,10 @@ int synth_write(const char *root, const synth_config *c, int force, synth_stats 
 #if defined(OPENBLAS_VERSION)
     openblas_set_num_threads(blas_threads);
 #endif
+    if (!rc && marker)
+        rc = marker(root, &st, ctx);
+    if (rc)
+        undo_created(&s, root);
     synth_state_free(&s);
     if (rc)
         return -1;

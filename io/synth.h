@@ -6,8 +6,8 @@
  * probability `bias`, their training label is a popular music of that genre instead of the true match.
  * Validation/test positives and the teacher's PGC pairs are the true match. Every random number is a Philox draw
  * addressed by (seed, stream, index) (engine/rng.h), so the files are byte-identical for a seed whatever the
- * number of OpenMP threads. The caller (apps/cmd_synth.c) writes ROOT/gen_stats.json last, from synth_stats: a
- * dataset is complete when that file exists. */
+ * number of OpenMP threads. The caller (apps/cmd_synth.c) writes ROOT/gen_stats.json last, from synth_stats, through
+ * synth_write_with_marker: a dataset is complete when that file exists. */
 #ifndef DEBCM_SYNTH_H
 #define DEBCM_SYNTH_H
 
@@ -55,9 +55,21 @@ int synth_config_preset(synth_config *c, const char *scale);
 int synth_config_validate(const synth_config *c);
 
 /* Generate the dataset and write it under root (created like mkdir -p). Refuses a root that already holds a
- * dataset (data_pgc/, data_matching/ or gen_stats.json) unless force; with force, gen_stats.json is removed
- * first and every file is replaced. Each file is written atomically (io/npy.h). Returns -1 with a message that
- * names the path on failure; stats may be NULL. */
+ * dataset (gen_stats.json, or data_pgc/ or data_matching/ with anything in them but empty directories) unless
+ * force; with force, gen_stats.json is removed first and every file is replaced. Each file is written
+ * atomically (io/atomic_file.h). Before anything is written it checks that every path fits PATH_MAX ("path too
+ * long") and that the largest buffers fit in memory (an error that gives the size). A run that fails removes
+ * what it created — the files it completed and the directories it made (when empty) — so that ROOT is as before
+ * and a retry is not refused. Returns -1 with a message that names the path on failure; stats may be NULL. */
 int synth_write(const char *root, const synth_config *c, int force, synth_stats *stats);
+
+/* Writes ROOT/gen_stats.json (or whatever marks the dataset complete) once every data file is written; returns
+ * 0, or -1 with a message. */
+typedef int (*synth_marker_fn)(const char *root, const synth_stats *stats, void *ctx);
+
+/* synth_write, then marker(root, stats, ctx) as the last step, inside the run: if the marker fails, the data
+ * files and directories are removed too. */
+int synth_write_with_marker(const char *root, const synth_config *c, int force, synth_stats *stats,
+                            synth_marker_fn marker, void *ctx);
 
 #endif

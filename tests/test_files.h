@@ -1,6 +1,6 @@
 /* tests/test_files.h — file helpers the C tests share: read a whole file into memory, and replay every input
  * of a fuzz corpus directory through a fuzz target's LLVMFuzzerTestOneInput (so that the seeds and former
- * crashes run in every build, not only in the libFuzzer one). */
+ * crashes run in every build, not only in the libFuzzer one), and look for leftovers of the atomic writers. */
 #ifndef DEBCM_TESTS_TEST_FILES_H
 #define DEBCM_TESTS_TEST_FILES_H
 
@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 /* The whole file, NUL-terminated (the terminator is not counted in *len); NULL when it cannot be read. */
 static inline char *test_read_file(const char *path, size_t *len)
@@ -54,6 +56,27 @@ static inline int test_replay_corpus(const char *dir, int (*fn)(const uint8_t *,
     }
     closedir(d);
     printf("corpus %s: %d inputs replayed\n", dir, n);
+    return n;
+}
+
+/* Whether anything (a file, a directory, a dangling link) is at path. */
+static inline int test_file_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* How many "*.tmp.*" entries (the atomic writers' temporary files) dir holds. */
+static inline int test_count_temp_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".tmp."))
+            n++;
+    closedir(d);
     return n;
 }
 

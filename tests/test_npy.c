@@ -7,7 +7,10 @@
  *    truncation at every length. 3. Conversions: all 65536 float16 patterns, Fortran transposition across tile
  *    edges, the refusals. 4. The writer: every type x byte order x memory order x version x shape written and read
  *    back, NumPy's exact header bytes, failures (missing directory, file size limit) leaving no temporary file.
- *    5. The fuzz corpus replayed through the fuzz target. argv[1] is tests/data. */
+ *    5. Paths: a FIFO or a device where a .npy should be is refused at once (never waited on); a round trip under
+ *    a ~2,000-character directory path; a path over PATH_MAX is "path too long", never a shortened path; a
+ *    message quoting a ~3,000-character path holds all of it. 6. The fuzz corpus replayed through the fuzz
+ *    target. argv[1] is tests/data. */
 #include <dirent.h>
 #include <errno.h>
 #include <float.h>
@@ -23,8 +26,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_files.h"
 #include "engine/error.h"
+#include "io/file_map.h"
 #include "io/npy.h"
+#include "io/npz.h"
 #include "npy_manifest.h"
 
 #include "fuzz/fuzz_npy.c" /* LLVMFuzzerTestOneInput, replayed over the corpus below */
@@ -63,26 +69,6 @@ static int write_bytes(const char *path, const void *buf, size_t len)
         return -1;
     size_t n = len ? fwrite(buf, 1, len, fp) : 0;
     return (fclose(fp) == 0 && n == len) ? 0 : -1;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* no "*.tmp.*" left in dir */
-static int count_temp_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (!d)
-        return 0;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strstr(e->d_name, ".tmp."))
-            n++;
-    closedir(d);
-    return n;
 }
 
 /* ---- 1. fixtures ------------------------------------------------------------------------------------------------ */
@@ -604,7 +590,7 @@ static void test_writer_roundtrip(void)
                         }
                         free(src);
                     }
-    CHECK(count_temp_files(tmp_dir) == 0);
+    CHECK(test_count_temp_files(tmp_dir) == 0);
     printf("writer: %d files written and read back\n", files);
 
     /* NumPy's exact header for a known case */
@@ -656,7 +642,7 @@ static void test_writer_roundtrip(void)
     npy_write_options bad = {4, 0, 0};
     CHECK(npy_write(path, NPY_FLOAT32, 2, shape, v, &bad) == -1);
     CHECK_CONTAINS(debcm_last_error(), "version 4");
-    CHECK(!file_exists(path));
+    CHECK(!test_file_exists(path));
 }
 
 static void test_writer_failures(void)
@@ -670,13 +656,13 @@ static void test_writer_failures(void)
     CHECK_CONTAINS(debcm_last_error(), path);
     CHECK_CONTAINS(debcm_last_error(), "No such file or directory");
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    CHECK(!file_exists(tmp) && !file_exists(path));
+    CHECK(!test_file_exists(tmp) && !test_file_exists(path));
     /* the target is a directory: rename fails, the temporary file goes */
     snprintf(path, sizeof path, "%s/a_dir.npy", tmp_dir);
     mkdir(path, 0755);
     CHECK(npy_write(path, NPY_FLOAT32, 1, shape, v, NULL) == -1);
     CHECK_CONTAINS(debcm_last_error(), "cannot rename");
-    CHECK(count_temp_files(tmp_dir) == 0);
+    CHECK(test_count_temp_files(tmp_dir) == 0);
     rmdir(path);
     /* the disk fills up: a file size limit makes write() fail with EFBIG part way */
     struct rlimit old, lim;
@@ -693,8 +679,8 @@ static void test_writer_failures(void)
             CHECK(npy_write(path, NPY_FLOAT32, 2, big_shape, big, &o) == -1);
             CHECK_CONTAINS(debcm_last_error(), path);
             CHECK_CONTAINS(debcm_last_error(), "File too large");
-            CHECK(!file_exists(path));
-            CHECK(count_temp_files(tmp_dir) == 0);
+            CHECK(!test_file_exists(path));
+            CHECK(test_count_temp_files(tmp_dir) == 0);
         }
         setrlimit(RLIMIT_FSIZE, &old);
     }
@@ -706,7 +692,109 @@ static void test_writer_failures(void)
     unlink(path);
 }
 
-/* ---- 5. the fuzz corpus and former crashes ---------------------------------------------------------------------- */
+/* ---- 5. paths ---------------------------------------------------------------------------------------------------- */
+
+/* A FIFO or a device where a file should be: refused at once, naming the path. Opening a FIFO for reading used to
+ * block until a writer came; alarm() turns a regression into a failure instead of a stuck suite. */
+static void test_special_files(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/fifo.npy", tmp_dir);
+    if (mkfifo(path, 0644) != 0) {
+        printf("mkfifo: %s; FIFO case skipped\n", strerror(errno));
+        return;
+    }
+    alarm(20);
+    npy_file f;
+    CHECK(npy_open(&f, path) == -1);
+    CHECK_CONTAINS(debcm_last_error(), path);
+    CHECK_CONTAINS(debcm_last_error(), "not a regular file");
+    file_map m;
+    CHECK(file_map_open(&m, path, "a .npy file", 1) == -1);
+    CHECK_CONTAINS(debcm_last_error(), path);
+    npz_archive z;
+    CHECK(npz_open(&z, path) == -1);
+    CHECK_CONTAINS(debcm_last_error(), "not a regular file, expected a .npz archive");
+    CHECK(npy_open(&f, "/dev/null") == -1);
+    CHECK_CONTAINS(debcm_last_error(), "/dev/null: not a regular file");
+    alarm(0);
+    unlink(path);
+    printf("FIFO and device: refused at once\n");
+}
+
+static void test_long_paths(void)
+{
+    static char dir[PATH_MAX], path[PATH_MAX * 2];
+    char name[201];
+    memset(name, 'n', 200);
+    name[200] = '\0';
+    int depth = 0;
+    snprintf(dir, sizeof dir, "%s", tmp_dir);
+    while (strlen(dir) + 201 <= 2000) {
+        size_t n = strlen(dir);
+        snprintf(dir + n, sizeof dir - n, "/%s", name);
+        CHECK(mkdir(dir, 0755) == 0);
+        depth++;
+    }
+    /* a round trip under a ~2,000-character directory */
+    snprintf(path, sizeof path, "%s/rt.npy", dir);
+    float v[6] = {1, 2, 3, 4, 5, 6}, back[6] = {0};
+    int64_t shape[2] = {2, 3};
+    CHECK_MSG(npy_write(path, NPY_FLOAT32, 2, shape, v, NULL) == 0, "%s", debcm_last_error());
+    npy_file f;
+    CHECK_MSG(npy_open(&f, path) == 0, "%s", debcm_last_error());
+    if (f.data) {
+        CHECK(strcmp(f.path, path) == 0);
+        CHECK(npy_to_f32(&f, back) == 0 && memcmp(back, v, sizeof v) == 0);
+        npy_close(&f);
+    }
+    CHECK(test_count_temp_files(dir) == 0);
+    unlink(path);
+    printf("round trip under a %zu-character path\n", strlen(path));
+
+    /* a message that quotes a ~3,000-character path quotes all of it (DEBCM_ERROR_MAX) */
+    size_t n = strlen(dir);
+    memset(dir + n, 'm', 1000);
+    for (size_t k = n; k < n + 1000; k += 200) /* components of 199 bytes: within NAME_MAX */
+        dir[k] = '/';
+    dir[n + 1000] = '\0';
+    CHECK(npy_open(&f, dir) == -1);
+    CHECK_CONTAINS(debcm_last_error(), dir);
+    CHECK_CONTAINS(debcm_last_error(), "No such file or directory");
+    dir[n] = '\0';
+
+    /* over PATH_MAX: "path too long" with the length, from the writer and the readers */
+    memset(path, 'p', PATH_MAX + 50);
+    memcpy(path, dir, n);
+    path[n] = '/';
+    path[PATH_MAX + 50] = '\0';
+    char want[80];
+    snprintf(want, sizeof want, "path too long (%d bytes; at most ", PATH_MAX + 50);
+    CHECK(npy_write(path, NPY_FLOAT32, 2, shape, v, NULL) == -1);
+    CHECK_CONTAINS(debcm_last_error(), want);
+    CHECK(npy_open(&f, path) == -1);
+    CHECK_CONTAINS(debcm_last_error(), want);
+    npz_archive z;
+    CHECK(npz_open(&z, path) == -1);
+    CHECK_CONTAINS(debcm_last_error(), want);
+    path[PATH_MAX + 10] = '\0'; /* a name longer than an npy_file holds (for buffers: an archive and member) */
+    memset(path, 'p', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    uint8_t img[256];
+    size_t len = make_npy(img, sizeof img, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n", v, 4);
+    CHECK(npy_open_buffer(&f, img, len, path) == -1);
+    CHECK_CONTAINS(debcm_last_error(), "path too long");
+    CHECK(npy_open_buffer(&f, img, len, "short name") == 0);
+    npy_close(&f);
+    CHECK(test_count_temp_files(dir) == 0);
+
+    for (; depth > 0; depth--) {
+        CHECK(rmdir(dir) == 0);
+        *strrchr(dir, '/') = '\0';
+    }
+}
+
+/* ---- 6. the fuzz corpus and former crashes ---------------------------------------------------------------------- */
 
 /* the corpus must be there; the regressions folder only once a crash has been kept */
 static void replay_corpus(const char *dir, int required)
@@ -737,12 +825,14 @@ int main(int argc, char **argv)
     test_convert_misc();
     test_writer_roundtrip();
     test_writer_failures();
+    test_special_files();
+    test_long_paths();
     char corpus[1024];
     snprintf(corpus, sizeof corpus, "%s/../fuzz/corpus/npy", data_dir);
     replay_corpus(corpus, 1);
     snprintf(corpus, sizeof corpus, "%s/../fuzz/regress/npy", data_dir);
     replay_corpus(corpus, 0);
-    CHECK(count_temp_files(tmp_dir) == 0);
+    CHECK(test_count_temp_files(tmp_dir) == 0);
     rmdir(tmp_dir);
     return check_done();
 }
