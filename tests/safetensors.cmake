@@ -1,0 +1,32 @@
+# tests/safetensors.cmake — the safetensors reader and writer (io/safetensors.c). test_safetensors: round trips of
+# every dtype and shape, the fixtures written by the reference Python library (tests/data/safetensors, from
+# tests/data/gen_safetensors.py) read and rewritten byte for byte, one malformed file per rule, truncation at every
+# length, safetensors_expect's messages, atomic writes that fail (missing directory, file size limit) leaving the
+# previous checkpoint intact, and the fuzz corpus replayed. test_safetensors_python: the reference library itself
+# (safetensors + numpy, and torch when present) reads what our writer writes and finds the bytes it would have
+# written; skipped (exit 77) without a Python that imports safetensors — point DEBCM_SAFETENSORS_PYTHON at one,
+# e.g. a throwaway venv: python3 -m venv /tmp/stv && /tmp/stv/bin/pip install safetensors numpy ml_dtypes.
+set(DEBCM_SAFETENSORS_PYTHON "" CACHE STRING "A Python that imports safetensors and numpy (empty: look for one)")
+set(_st_python "")
+foreach(candidate ${DEBCM_SAFETENSORS_PYTHON} ${DEBCM_NUMPY_PYTHON} python3)
+  find_program(_py NAMES ${candidate} NO_CACHE)
+  if(_py AND NOT _st_python)
+    execute_process(COMMAND ${_py} -c "import safetensors, numpy" RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
+    if(_rc EQUAL 0)
+      set(_st_python ${_py})
+    endif()
+  endif()
+  unset(_py)
+endforeach()
+if(_st_python)
+  message(STATUS "debcm: ✓ Python safetensors for tests (${_st_python})")
+else()
+  message(STATUS "debcm: ✗ Python safetensors for tests (test_safetensors_python will be skipped)")
+endif()
+
+debcm_c_test(test_safetensors test_safetensors.c)
+add_test(NAME test_safetensors_python
+         COMMAND test_safetensors ${DEBCM_TEST_DATA} --python "${_st_python}"
+                 ${CMAKE_CURRENT_SOURCE_DIR}/data/gen_safetensors.py ${CMAKE_CURRENT_BINARY_DIR}/safetensors-python)
+set_tests_properties(test_safetensors_python PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+unset(_st_python)
