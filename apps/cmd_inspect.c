@@ -93,12 +93,12 @@ static void print_text(const debcm_dataset *ds, const dataset_summary *s)
         printf("problems         none\n");
         return;
     }
-    printf("problems         %d error%s, %d warning%s\n", p->errors, p->errors == 1 ? "" : "s", p->warnings,
-           p->warnings == 1 ? "" : "s");
+    printf("problems         %d error%s, %d warning%s (rows counted; a problem repeated over rows is listed once)\n",
+           p->errors, p->errors == 1 ? "" : "s", p->warnings, p->warnings == 1 ? "" : "s");
     for (int i = 0; i < p->count; i++)
         printf("  %s: %s\n", p->items[i].severity == PROBLEM_ERROR ? "error" : "warning", p->items[i].message);
-    if (p->errors + p->warnings > p->count)
-        printf("  (%d more not listed; the counts above include them)\n", p->errors + p->warnings - p->count);
+    if (p->unlisted)
+        printf("  (%d more problems not listed; the counts above include them)\n", p->unlisted);
 }
 
 /* A JSON string from bytes that may not be UTF-8 (paths, messages quoting file contents): valid UTF-8 is kept,
@@ -189,6 +189,7 @@ static int print_json(const debcm_dataset *ds, const dataset_summary *s)
     json_object_set_new(root, "features_memory_mapped", json_integer(s->features_mapped));
     json_object_set_new(root, "errors", json_integer(ds->problems.errors));
     json_object_set_new(root, "warnings", json_integer(ds->problems.warnings));
+    json_object_set_new(root, "problems_unlisted", json_integer(ds->problems.unlisted));
     for (int i = 0; i < ds->problems.count; i++) {
         json_t *item = json_object();
         json_object_set_new(item, "severity",
@@ -290,7 +291,7 @@ int cmd_inspect(int argc, char **argv)
                 break;
             }
         if (ds.problems.errors > 1)
-            fprintf(stderr, "debcm inspect: error: %s (%d errors in all, listed on standard output)\n", first,
+            fprintf(stderr, "debcm inspect: error: %s (%d errors in all; standard output lists them)\n", first,
                     ds.problems.errors);
         else
             fprintf(stderr, "debcm inspect: error: %s\n", first);

@@ -17,6 +17,10 @@ typedef struct {
 static const debcm_command commands[] = {
     {"inspect", cmd_inspect, "check a dataset in the published DebCM layout and summarise it"},
     {"synth", cmd_synth, "write a synthetic dataset in the published layout"},
+    {"run", cmd_run, "train the teacher, then the student, and report the test metrics"},
+    {"train-teacher", cmd_train_teacher, "train the teacher only"},
+    {"train-student", cmd_train_student, "train the student only, with a saved teacher"},
+    {"evaluate", cmd_evaluate, "evaluate a saved teacher or student checkpoint"},
     {"version", cmd_version, "print the version, the build's libraries and the GPUs found"},
 };
 
@@ -24,7 +28,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: debcm <command> [options]   (debcm <command> --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
 }
 
 int cmd_report_error(const char *cmd)
@@ -47,7 +51,7 @@ static int finish_output(const char *cmd, int status)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "debcm: missing command (see debcm --help)\n");
         return DEBCM_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -59,7 +63,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return finish_output(argv[1], commands[i].run(argc - 1, argv + 1));
-    fprintf(stderr, "debcm: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "debcm: unknown command '%s' (see debcm --help)\n", argv[1]);
     return DEBCM_EXIT_USAGE;
 }

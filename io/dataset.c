@@ -34,8 +34,10 @@ static void problems_vadd(problem_list *p, problem_severity sev, const char *fmt
         p->errors++;
     else
         p->warnings++;
-    if (p->count >= PROBLEMS_MAX_KEPT)
+    if (p->count >= PROBLEMS_MAX_KEPT) {
+        p->unlisted++;
         return;
+    }
     if (p->count == p->cap) {
         int cap = p->cap ? p->cap * 2 : 16;
         dataset_problem *items = realloc(p->items, (size_t)cap * sizeof *items);

@@ -69,7 +69,8 @@ typedef struct {
 typedef struct {
     dataset_problem *items;
     int count, cap;
-    int errors, warnings;
+    int errors, warnings; /* counted per row: a problem found in 70 rows counts 70 */
+    int unlisted;         /* messages not kept once PROBLEMS_MAX_KEPT were (their rows are in the counts) */
 } problem_list;
 
 typedef struct {

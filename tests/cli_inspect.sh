@@ -15,7 +15,8 @@ py=$(command -v python3 || command -v /usr/bin/python3)
 for cmd in "" inspect synth version; do
   if "$debcm" $cmd --help > "$tmp/help" 2>&1 && grep -q "usage: debcm" "$tmp/help"; then ok "debcm $cmd --help"; else bad "debcm $cmd --help"; fi
 done
-"$debcm" frobnicate > /dev/null 2>&1; [ $? -eq 2 ] && ok "unknown command exits 2" || bad "unknown command exit status"
+"$debcm" frobnicate > /dev/null 2> "$tmp/c.err"; [ $? -eq 2 ] && [ "$(wc -l < "$tmp/c.err")" -eq 1 ] && ok "unknown command: exit 2, one line" || bad "unknown command"
+"$debcm" > /dev/null 2> "$tmp/c.err"; [ $? -eq 2 ] && [ "$(wc -l < "$tmp/c.err")" -eq 1 ] && ok "no command: exit 2, one line" || bad "no command"
 "$debcm" inspect > /dev/null 2>&1; [ $? -eq 2 ] && ok "inspect without a dataset exits 2" || bad "inspect usage exit"
 "$debcm" inspect --bogus x > /dev/null 2>&1; [ $? -eq 2 ] && ok "unknown option exits 2" || bad "unknown option exit"
 
