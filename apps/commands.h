@@ -12,6 +12,10 @@
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_run(int argc, char **argv);           /* apps/cmd_run.c: run, train-teacher, train-student, evaluate */
+int cmd_train_teacher(int argc, char **argv);
+int cmd_train_student(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
 
 /* Print "debcm <cmd>: error: <debcm_last_error()>" on stderr and return DEBCM_EXIT_FAIL. */
 int cmd_report_error(const char *cmd);
