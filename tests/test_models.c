@@ -1,6 +1,9 @@
 /* tests/test_models.c — the teacher and student networks of models/ against the published code's numbers.
  *
- * Reads only tests/data/fixtures/tiny (copied from shared/fixtures; argv[1] is tests/data). Parameters and BN
+ * `test_models DATA` reads DATA/fixtures/tiny (copied from shared/fixtures; DATA is tests/data); `test_models
+ * --paper-dims DIR` runs the one-step and evaluation checks below on the published sizes in DIR (the shared
+ * paper_dims fixtures, read in place), and exits 77 (skipped) when DIR is absent. Every fixture reader takes the
+ * fixture directory as its first parameter. Parameters and BN
  * running statistics are loaded into the arenas BY NAME through the tensor table (every table tensor must have its
  * file and every file must name a table tensor: no silent skip), then:
  *   teacher/, student/: one training step replaying the recorded draws — the loss and every scalar of meta.json to
@@ -37,7 +40,6 @@
 #define STAT_TOL 1e-5
 
 static const debcm_ops *ops;
-static char root[1024];
 
 #define OK(call) CHECK_MSG((call) == 0, "%s", debcm_last_error())
 
@@ -65,10 +67,10 @@ static void note(const char *group, double err)
 /* ---- files ------------------------------------------------------------------------------------------------------ */
 
 /* sub/name.npy as float32 (count elements expected; count < 0: any, returned in *n) */
-static float *load_f32(const char *sub, const char *name, int64_t count, int64_t *n)
+static float *load_f32(const char *fx, const char *sub, const char *name, int64_t count, int64_t *n)
 {
     char path[2048];
-    snprintf(path, sizeof path, "%s/%s/%s.npy", root, sub, name);
+    snprintf(path, sizeof path, "%s/%s/%s.npy", fx, sub, name);
     npy_file f;
     if (npy_open(&f, path)) {
         CHECK_MSG(0, "%s", debcm_last_error());
@@ -91,9 +93,9 @@ static float *load_f32(const char *sub, const char *name, int64_t count, int64_t
     return out;
 }
 
-static uint8_t *load_mask(const char *sub, const char *name, int64_t count)
+static uint8_t *load_mask(const char *fx, const char *sub, const char *name, int64_t count)
 {
-    float *m = load_f32(sub, name, count, NULL);
+    float *m = load_f32(fx, sub, name, count, NULL);
     if (!m)
         return NULL;
     uint8_t *u = malloc((size_t)count);
@@ -104,10 +106,10 @@ static uint8_t *load_mask(const char *sub, const char *name, int64_t count)
     return u;
 }
 
-static json_t *load_meta(const char *sub)
+static json_t *load_meta(const char *fx, const char *sub)
 {
     char path[2048];
-    snprintf(path, sizeof path, "%s/%s/meta.json", root, sub);
+    snprintf(path, sizeof path, "%s/%s/meta.json", fx, sub);
     json_error_t e;
     json_t *j = json_load_file(path, 0, &e);
     CHECK_MSG(j != NULL, "%s: %s", path, e.text);
@@ -125,10 +127,10 @@ static double meta_num(const json_t *meta, const char *key)
 }
 
 /* The .npy files of sub/ must all name tensors of the network, of the allowed kinds. */
-static void check_dir_names(const debcm_net *net, const char *sub, int allow_params, int allow_stats)
+static void check_dir_names(const char *fx, const debcm_net *net, const char *sub, int allow_params, int allow_stats)
 {
     char path[2048];
-    snprintf(path, sizeof path, "%s/%s", root, sub);
+    snprintf(path, sizeof path, "%s/%s", fx, sub);
     DIR *d = opendir(path);
     CHECK_MSG(d != NULL, "cannot open %s", path);
     if (!d)
@@ -151,13 +153,13 @@ static void check_dir_names(const debcm_net *net, const char *sub, int allow_par
 }
 
 /* Load every tensor of the network from sub/<name>.npy (all must be present). */
-static void load_net(debcm_net *net, const char *sub)
+static void load_net(const char *fx, debcm_net *net, const char *sub)
 {
-    check_dir_names(net, sub, 1, 1);
+    check_dir_names(fx, net, sub, 1, 1);
     for (int i = 0; i < net_tensor_count(net); i++) {
         net_tensor t;
         OK(net_tensor_get(net, i, &t));
-        float *h = load_f32(sub, t.name, t.count, NULL);
+        float *h = load_f32(fx, sub, t.name, t.count, NULL);
         if (h)
             OK(ops->upload(t.data, h, (size_t)t.count * sizeof *h));
         free(h);
@@ -206,18 +208,18 @@ static void check_scalar(const char *group, const char *what, double got, double
 }
 
 /* Every gradient against sub/grad (all present, ‖a−b‖/‖b‖ ≤ 1e-4). */
-static void check_grads(const debcm_net *net, const char *sub, const char *group)
+static void check_grads(const char *fx, const debcm_net *net, const char *sub, const char *group)
 {
     char dir[256];
     snprintf(dir, sizeof dir, "%s/grad", sub);
-    check_dir_names(net, dir, 1, 0);
+    check_dir_names(fx, net, dir, 1, 0);
     double worst = 0.0;
     for (int i = 0; i < net_tensor_count(net); i++) {
         net_tensor t;
         OK(net_tensor_get(net, i, &t));
         if (t.kind != TENSOR_PARAM)
             continue;
-        float *want = load_f32(dir, t.name, t.count, NULL);
+        float *want = load_f32(fx, dir, t.name, t.count, NULL);
         float *got = malloc((size_t)t.count * sizeof *got);
         if (want && got && ops->download(got, t.grad, (size_t)t.count * sizeof *got) == 0) {
             double e = rel_norm(got, want, t.count);
@@ -234,10 +236,10 @@ static void check_grads(const debcm_net *net, const char *sub, const char *group
 
 /* Tensors against sub/: statistics to 1e-5 (max relative); parameters (when want_params) within the Adam
  * tolerance of fixtures/README: |Δ| ≤ 2·lr·steps everywhere, and at most 1% of elements beyond 1e-3·lr. */
-static void check_state(const debcm_net *net, const char *sub, int want_params, double lr, int steps,
-                        const char *group)
+static void check_state(const char *fx, const debcm_net *net, const char *sub, int want_params, double lr,
+                        int steps, const char *group)
 {
-    check_dir_names(net, sub, want_params, 1);
+    check_dir_names(fx, net, sub, want_params, 1);
     double worst_stat = 0.0, worst_step = 0.0;
     int64_t off = 0, total = 0;
     for (int i = 0; i < net_tensor_count(net); i++) {
@@ -245,7 +247,7 @@ static void check_state(const debcm_net *net, const char *sub, int want_params, 
         OK(net_tensor_get(net, i, &t));
         if (t.kind == TENSOR_PARAM && !want_params)
             continue;
-        float *want = load_f32(sub, t.name, t.count, NULL);
+        float *want = load_f32(fx, sub, t.name, t.count, NULL);
         float *got = malloc((size_t)t.count * sizeof *got);
         if (want && got && ops->download(got, t.data, (size_t)t.count * sizeof *got) == 0) {
             if (t.kind == TENSOR_STAT) {
@@ -285,9 +287,9 @@ typedef struct {
     double margin, alpha, lr, wd, dropout;
 } fx_dims;
 
-static int read_dims(fx_dims *d, const char *kind)
+static int read_dims(const char *fx, fx_dims *d, const char *kind)
 {
-    json_t *m = load_meta(kind);
+    json_t *m = load_meta(fx, kind);
     if (!m)
         return -1;
     d->dims.D_v = (int64_t)meta_num(m, "D_v");
@@ -326,15 +328,16 @@ typedef struct {
     model_draws draws;
 } fx_step_in;
 
-static int load_step(fx_step_in *s, const char *sub, const model_dims *d, int student, int64_t B)
+static int load_step(const char *fx, fx_step_in *s, const char *sub, const model_dims *d, int student, int64_t B)
 {
     memset(s, 0, sizeof *s);
     int64_t L = d->L;
-    float *xm = load_f32(sub, "x_m", B * d->D_m, NULL), *xv = load_f32(sub, "x_v", B * d->D_v, NULL);
-    float *em = load_f32(sub, "eps_m", B * L, NULL), *ev = load_f32(sub, "eps_v", B * L, NULL);
-    float *pr = student ? load_f32(sub, "user_prior", B * d->G, NULL) : NULL;
-    uint8_t *m1 = load_mask(sub, "mask_m_encoder", B * d->D_m), *m2 = load_mask(sub, "mask_v_encoder", B * d->D_v);
-    uint8_t *m3 = load_mask(sub, "mask_m_decoder", B * L), *m4 = load_mask(sub, "mask_video_v_decoder", B * L);
+    float *xm = load_f32(fx, sub, "x_m", B * d->D_m, NULL), *xv = load_f32(fx, sub, "x_v", B * d->D_v, NULL);
+    float *em = load_f32(fx, sub, "eps_m", B * L, NULL), *ev = load_f32(fx, sub, "eps_v", B * L, NULL);
+    float *pr = student ? load_f32(fx, sub, "user_prior", B * d->G, NULL) : NULL;
+    uint8_t *m1 = load_mask(fx, sub, "mask_m_encoder", B * d->D_m);
+    uint8_t *m2 = load_mask(fx, sub, "mask_v_encoder", B * d->D_v);
+    uint8_t *m3 = load_mask(fx, sub, "mask_m_decoder", B * L), *m4 = load_mask(fx, sub, "mask_video_v_decoder", B * L);
     int ok = xm && xv && em && ev && (!student || pr) && m1 && m2 && m3 && m4;
     if (ok) {
         s->batch.x_m = s->mem[0] = dev_copy(xm, (size_t)(B * d->D_m) * sizeof(float));
@@ -363,13 +366,13 @@ static void free_step(fx_step_in *s)
 
 /* ---- 1. one step: teacher/ and student/ ------------------------------------------------------------------------- */
 
-static void test_one_step(const char *kind)
+static void test_one_step(const char *fx, const char *kind)
 {
     int student = !strcmp(kind, "student");
     printf("%s: one training step (replayed draws)\n", kind);
     fx_dims fd;
-    json_t *meta = load_meta(kind);
-    if (!meta || read_dims(&fd, kind)) {
+    json_t *meta = load_meta(fx, kind);
+    if (!meta || read_dims(fx, &fd, kind)) {
         json_decref(meta);
         return;
     }
@@ -382,13 +385,13 @@ static void test_one_step(const char *kind)
     OK(model_workspace_create(&ws, ops, &fd.dims, B));
     char sub[256];
     snprintf(sub, sizeof sub, "%s/init", kind);
-    load_net(&net, sub);
+    load_net(fx, &net, sub);
     if (student) {
         OK(net_create(&teacher, ops, &fd.dims, 0));
-        load_net(&teacher, "student/teacher");
+        load_net(fx, &teacher, "student/teacher");
     }
     fx_step_in in;
-    if (load_step(&in, kind, &fd.dims, student, B) == 0) {
+    if (load_step(fx, &in, kind, &fd.dims, student, B) == 0) {
         model_losses l;
         OK(model_train_step(&net, &ws, &cfg, student ? &teacher : NULL, &in.batch, &in.draws, 0, 0, &l));
         check_scalar(kind, "recon", l.recon, meta_num(meta, "recon"));
@@ -402,12 +405,12 @@ static void test_one_step(const char *kind)
             check_scalar(kind, "neg_video_term", -l.video, meta_num(meta, "neg_video_term"));
         }
         check_scalar(kind, "loss", l.loss, meta_num(meta, "loss"));
-        check_grads(&net, kind, kind);
+        check_grads(fx, &net, kind, kind);
         snprintf(sub, sizeof sub, "%s/after_forward", kind);
-        check_state(&net, sub, 0, cfg.lr, 1, kind);
+        check_state(fx, &net, sub, 0, cfg.lr, 1, kind);
         OK(model_adam_step(&net, &cfg));
         snprintf(sub, sizeof sub, "%s/after_adam1", kind);
-        check_state(&net, sub, 1, cfg.lr, 1, kind);
+        check_state(fx, &net, sub, 1, cfg.lr, 1, kind);
     }
     free_step(&in);
     model_workspace_free(&ws);
@@ -418,7 +421,7 @@ static void test_one_step(const char *kind)
 
 /* ---- 2. three steps: teacher_steps/ and student_steps/ -------------------------------------------------------- */
 
-static void test_three_steps(const char *kind)
+static void test_three_steps(const char *fx, const char *kind)
 {
     int student = !strcmp(kind, "student");
     char dir[64], sub[256], group[64];
@@ -426,8 +429,8 @@ static void test_three_steps(const char *kind)
     snprintf(group, sizeof group, "%s_steps", kind);
     printf("%s: three training steps with one optimiser\n", dir);
     fx_dims fd;
-    json_t *meta = load_meta(dir);
-    if (!meta || read_dims(&fd, kind)) {
+    json_t *meta = load_meta(fx, dir);
+    if (!meta || read_dims(fx, &fd, kind)) {
         json_decref(meta);
         return;
     }
@@ -447,16 +450,16 @@ static void test_three_steps(const char *kind)
     OK(net_create(&net, ops, &fd.dims, student));
     OK(model_workspace_create(&ws, ops, &fd.dims, 12));
     snprintf(sub, sizeof sub, "%s/init", dir);
-    load_net(&net, sub);
+    load_net(fx, &net, sub);
     if (student) {
         OK(net_create(&teacher, ops, &fd.dims, 0));
-        load_net(&teacher, "student/teacher");
+        load_net(fx, &teacher, "student/teacher");
     }
     for (int s = 0; s < 3; s++) {
         int64_t B = (int64_t)json_integer_value(json_array_get(sizes, (size_t)s));
         snprintf(sub, sizeof sub, "%s/step%d", dir, s);
         fx_step_in in;
-        if (load_step(&in, sub, &fd.dims, student, B) == 0) {
+        if (load_step(fx, &in, sub, &fd.dims, student, B) == 0) {
             model_losses l;
             OK(model_train_step(&net, &ws, &cfg, student ? &teacher : NULL, &in.batch, &in.draws, 0, (uint64_t)s,
                                 &l));
@@ -468,7 +471,7 @@ static void test_three_steps(const char *kind)
         free_step(&in);
     }
     snprintf(sub, sizeof sub, "%s/final", dir);
-    check_state(&net, sub, 1, cfg.lr, 3, group);
+    check_state(fx, &net, sub, 1, cfg.lr, 3, group);
     model_workspace_free(&ws);
     net_free(&net);
     net_free(&teacher);
@@ -489,10 +492,10 @@ static int pv_i64(const pv *v, int64_t *out)
 }
 
 /* rows.npy: object array [R, 3] of [video, positive, array of negatives] */
-static int load_eval_rows(eval_split *e, const char *sub)
+static int load_eval_rows(const char *fx, eval_split *e, const char *sub)
 {
     char path[2048];
-    snprintf(path, sizeof path, "%s/%s/rows.npy", root, sub);
+    snprintf(path, sizeof path, "%s/%s/rows.npy", fx, sub);
     memset(e, 0, sizeof *e);
     npy_file f;
     pickle_doc doc;
@@ -533,7 +536,7 @@ static int load_eval_rows(eval_split *e, const char *sub)
         }
     }
     int64_t nw = 0;
-    float *w = load_f32(sub, "weights", e->n, &nw);
+    float *w = load_f32(fx, sub, "weights", e->n, &nw);
     if (!w)
         goto out;
     memcpy(e->weight, w, (size_t)e->n * sizeof *w);
@@ -555,12 +558,12 @@ static void check_metric(const char *group, const char *what, int K, double got,
     CHECK_MSG(err <= SCALAR_TOL, "%s: %s@%d = %.9g, published %.9g", group, what, K, got, want);
 }
 
-static void test_student_eval(void)
+static void test_student_eval(const char *fx)
 {
     printf("student_eval: 100-negative protocol with the student's after_adam1 weights\n");
     fx_dims fd;
-    json_t *meta = load_meta("student_eval");
-    if (!meta || read_dims(&fd, "student")) {
+    json_t *meta = load_meta(fx, "student_eval");
+    if (!meta || read_dims(fx, &fd, "student")) {
         json_decref(meta);
         return;
     }
@@ -568,12 +571,12 @@ static void test_student_eval(void)
     model_workspace ws;
     OK(net_create(&net, ops, &fd.dims, 1));
     OK(model_workspace_create(&ws, ops, &fd.dims, 64)); /* chunks of 64 rows: several chunks for 300 musics */
-    load_net(&net, "student/after_adam1");
+    load_net(fx, &net, "student/after_adam1");
     int64_t Nm = 0, Nv = 0;
-    float *m = load_f32("student_eval", "m_feat", -1, &Nm), *v = load_f32("student_eval", "v_feat", -1, &Nv);
-    float *prior = load_f32("student", "user_prior_mean", fd.dims.G, NULL);
+    float *m = load_f32(fx, "student_eval", "m_feat", -1, &Nm), *v = load_f32(fx, "student_eval", "v_feat", -1, &Nv);
+    float *prior = load_f32(fx, "student", "user_prior_mean", fd.dims.G, NULL);
     eval_split rows;
-    if (m && v && prior && load_eval_rows(&rows, "student_eval") == 0) {
+    if (m && v && prior && load_eval_rows(fx, &rows, "student_eval") == 0) {
         model_eval_result res;
         memset(&res, 0, sizeof res);
         const int32_t K[] = {1, 5, 10, 15, 20, 25};
@@ -599,12 +602,12 @@ static void test_student_eval(void)
     json_decref(meta);
 }
 
-static void test_teacher_eval(void)
+static void test_teacher_eval(const char *fx)
 {
     printf("teacher_eval: full ranking with the teacher's after_adam1 weights\n");
     fx_dims fd;
-    json_t *meta = load_meta("teacher_eval");
-    if (!meta || read_dims(&fd, "teacher")) {
+    json_t *meta = load_meta(fx, "teacher_eval");
+    if (!meta || read_dims(fx, &fd, "teacher")) {
         json_decref(meta);
         return;
     }
@@ -612,10 +615,10 @@ static void test_teacher_eval(void)
     model_workspace ws;
     OK(net_create(&net, ops, &fd.dims, 0));
     OK(model_workspace_create(&ws, ops, &fd.dims, 16)); /* several chunks of videos */
-    load_net(&net, "teacher/after_adam1");
+    load_net(fx, &net, "teacher/after_adam1");
     int64_t Nm = 0, Nv = 0, Np = 0;
-    float *m = load_f32("teacher_eval", "m_feat", -1, &Nm), *v = load_f32("teacher_eval", "v_feat", -1, &Nv);
-    float *val = load_f32("teacher_eval", "val", -1, &Np);
+    float *m = load_f32(fx, "teacher_eval", "m_feat", -1, &Nm), *v = load_f32(fx, "teacher_eval", "v_feat", -1, &Nv);
+    float *val = load_f32(fx, "teacher_eval", "val", -1, &Np);
     if (m && v && val) {
         pair_list pairs = {Np / 2, calloc((size_t)Np / 2 + 1, sizeof(int64_t)), calloc((size_t)Np / 2 + 1, sizeof(int64_t))};
         for (int64_t r = 0; r < pairs.n; r++) {
@@ -657,10 +660,10 @@ static void set_threads(int n)
 
 /* two Philox steps + Adam of the student from student/init (with its teacher), k = 40 capped at B − 1; losses and
  * final parameters */
-static void philox_run(uint64_t seed, double losses[2], float *params_out, int64_t B)
+static void philox_run(const char *fx, uint64_t seed, double losses[2], float *params_out, int64_t B)
 {
     fx_dims fd;
-    if (read_dims(&fd, "student"))
+    if (read_dims(fx, &fd, "student"))
         return;
     model_config cfg = fx_config(&fd, 1);
     cfg.match.k = 40; /* the published k: capped at B − 1 (SPEC §6) */
@@ -669,10 +672,10 @@ static void philox_run(uint64_t seed, double losses[2], float *params_out, int64
     OK(net_create(&net, ops, &fd.dims, 1));
     OK(net_create(&teacher, ops, &fd.dims, 0));
     OK(model_workspace_create(&ws, ops, &fd.dims, B));
-    load_net(&net, "student/init");
-    load_net(&teacher, "student/teacher");
-    float *xm = load_f32("student", "x_m", -1, NULL), *xv = load_f32("student", "x_v", -1, NULL);
-    float *pr = load_f32("student", "user_prior", -1, NULL);
+    load_net(fx, &net, "student/init");
+    load_net(fx, &teacher, "student/teacher");
+    float *xm = load_f32(fx, "student", "x_m", -1, NULL), *xv = load_f32(fx, "student", "x_v", -1, NULL);
+    float *pr = load_f32(fx, "student", "user_prior", -1, NULL);
     if (xm && xv && pr) {
         model_batch b = {dev_copy(xv, (size_t)(B * fd.dims.D_v) * 4), dev_copy(xm, (size_t)(B * fd.dims.D_m) * 4),
                          dev_copy(pr, (size_t)(B * fd.dims.G) * 4), B};
@@ -700,11 +703,11 @@ static void philox_run(uint64_t seed, double losses[2], float *params_out, int64
     net_free(&teacher);
 }
 
-static void test_philox(void)
+static void test_philox(const char *fx)
 {
     printf("Philox mode: determinism\n");
     fx_dims fd;
-    if (read_dims(&fd, "student"))
+    if (read_dims(fx, &fd, "student"))
         return;
     debcm_net probe;
     OK(net_create(&probe, ops, &fd.dims, 1));
@@ -716,11 +719,11 @@ static void test_philox(void)
     if (!a || !b || !c || !d)
         abort();
     set_threads(1);
-    philox_run(1234, la, a, 12);
-    philox_run(1234, lb, b, 12);
+    philox_run(fx, 1234, la, a, 12);
+    philox_run(fx, 1234, lb, b, 12);
     set_threads(2);
-    philox_run(1234, lc, c, 12);
-    philox_run(99, ld, d, 12);
+    philox_run(fx, 1234, lc, c, 12);
+    philox_run(fx, 99, ld, d, 12);
     printf("  philox         losses seed 1234: %.9g %.9g (again %.9g %.9g; 2 threads %.9g %.9g); seed 99: %.9g\n",
            la[0], la[1], lb[0], lb[1], lc[0], lc[1], ld[0]);
     CHECK_MSG(la[0] == lb[0] && la[1] == lb[1] && !memcmp(a, b, (size_t)n * sizeof *a),
@@ -763,22 +766,54 @@ static void test_init(void)
     net_free(&n2);
 }
 
-int main(int argc, char **argv)
+static int report(void)
 {
-    snprintf(root, sizeof root, "%s/fixtures/tiny", argc > 1 ? argv[1] : "tests/data");
-    ops = debcm_ops_cpu();
-    printf("test_models: backend %s, fixtures %s\n", ops->name, root);
-    test_init();
-    test_one_step("teacher");
-    test_one_step("student");
-    test_three_steps("teacher");
-    test_three_steps("student");
-    test_student_eval();
-    test_teacher_eval();
-    test_philox();
     printf("%-32s %12s\n", "group", "worst error");
     for (int i = 0; i < ngroups; i++)
         printf("%-32s %12.3g\n", groups[i].name, groups[i].worst);
     printf("(scalars, stats, metrics: relative; grad: ‖a−b‖/‖b‖; params: max |Δ| in units of lr)\n");
     return check_done();
+}
+
+/* --paper-dims DIR: the published sizes (shared/fixtures/paper_dims, read in place: too big to copy). The same
+ * checks and tolerances as tiny, for the groups that case has (no *_steps, and Philox stays with tiny). Skipped
+ * (77) when DIR is absent, so the default suite never needs ../shared. */
+static int run_paper_dims(const char *fx)
+{
+    DIR *d = opendir(fx);
+    if (!d) {
+        printf("test_models: %s is absent: skipped\n", fx);
+        return CHECK_SKIP_CODE;
+    }
+    closedir(d);
+    printf("test_models: backend %s, fixtures %s\n", ops->name, fx);
+    test_one_step(fx, "teacher");
+    test_one_step(fx, "student");
+    test_student_eval(fx);
+    test_teacher_eval(fx);
+    return report();
+}
+
+int main(int argc, char **argv)
+{
+    ops = debcm_ops_cpu();
+    if (argc > 1 && !strcmp(argv[1], "--paper-dims")) {
+        if (argc != 3) {
+            fprintf(stderr, "usage: test_models --paper-dims DIR\n");
+            return 1;
+        }
+        return run_paper_dims(argv[2]);
+    }
+    char fx[1024];
+    snprintf(fx, sizeof fx, "%s/fixtures/tiny", argc > 1 ? argv[1] : "tests/data");
+    printf("test_models: backend %s, fixtures %s\n", ops->name, fx);
+    test_init();
+    test_one_step(fx, "teacher");
+    test_one_step(fx, "student");
+    test_three_steps(fx, "teacher");
+    test_three_steps(fx, "student");
+    test_student_eval(fx);
+    test_teacher_eval(fx);
+    test_philox(fx);
+    return report();
 }
