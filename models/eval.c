@@ -64,11 +64,26 @@ int model_embed_music_student(const debcm_net *net, model_workspace *ws, float *
     return 0;
 }
 
-static int check_K(const model_eval_result *res)
+/* Check the cut-offs and clear the sums of a result about to be accumulated over R rows. */
+static int eval_result_begin(model_eval_result *res, int64_t R)
 {
     if (res->nK < 1 || res->nK > MODEL_EVAL_MAX_K)
         return debcm_fail("model evaluation: %d cut-offs K (1..%d)", res->nK, MODEL_EVAL_MAX_K);
+    memset(res->recall, 0, sizeof res->recall);
+    memset(res->ndcg, 0, sizeof res->ndcg);
+    res->rows = R;
+    res->tie_rows = 0;
+    res->rows_positive_in_negatives = 0;
     return 0;
+}
+
+/* Rows scored at once against all Nm musics: the workspace's batch, and at most 2^26 scores. */
+static int64_t eval_chunk_rows(const model_workspace *ws, int64_t Nm)
+{
+    int64_t chunk = ws->B_max;
+    while (chunk > 1 && chunk * Nm > ((int64_t)1 << 26))
+        chunk /= 2;
+    return chunk;
 }
 
 int model_eval_negatives(const debcm_net *net, model_workspace *ws, const float *v_feat, int64_t Nv,
@@ -77,13 +92,8 @@ int model_eval_negatives(const debcm_net *net, model_workspace *ws, const float 
 {
     const debcm_ops *o = net->ops;
     const int64_t L = net->dims.L, Dv = net->dims.D_v, R = rows->n, C = 1 + rows->n_neg;
-    TRY(check_K(res));
-    memset(res->recall, 0, sizeof res->recall);
-    memset(res->ndcg, 0, sizeof res->ndcg);
-    res->rows = R;
-    res->tie_rows = 0;
-    res->rows_positive_in_negatives = 0;
-    const int64_t chunk = ws->B_max;
+    TRY(eval_result_begin(res, R));
+    const int64_t chunk = eval_chunk_rows(ws, Nm);
     float *e_m = o->alloc((size_t)(Nm * L) * sizeof(float));         /* [Nm, L] music embeddings */
     float *mu_v = o->alloc((size_t)(chunk * L) * sizeof(float));      /* [chunk, L] */
     float *full = o->alloc((size_t)(chunk * Nm) * sizeof(float));     /* [chunk, Nm] mu_v · e_mᵀ */
@@ -163,16 +173,8 @@ int model_eval_full_rank(const debcm_net *net, model_workspace *ws, const float 
 {
     const debcm_ops *o = net->ops;
     const int64_t L = net->dims.L, Dv = net->dims.D_v, R = pairs->n;
-    TRY(check_K(res));
-    memset(res->recall, 0, sizeof res->recall);
-    memset(res->ndcg, 0, sizeof res->ndcg);
-    res->rows = R;
-    res->tie_rows = 0;
-    res->rows_positive_in_negatives = 0;
-    /* rows per chunk: the workspace's batch, and at most 2^26 scores at once */
-    int64_t chunk = ws->B_max;
-    while (chunk > 1 && chunk * Nm > ((int64_t)1 << 26))
-        chunk /= 2;
+    TRY(eval_result_begin(res, R));
+    const int64_t chunk = eval_chunk_rows(ws, Nm);
     float *mu_m = o->alloc((size_t)(Nm * L) * sizeof(float));
     float *mu_v = o->alloc((size_t)(chunk * L) * sizeof(float));
     float *scores = o->alloc((size_t)(chunk * Nm) * sizeof(float));

@@ -7,17 +7,7 @@
 # written; skipped (exit 77) without a Python that imports safetensors — point DEBCM_SAFETENSORS_PYTHON at one,
 # e.g. a throwaway venv: python3 -m venv /tmp/stv && /tmp/stv/bin/pip install safetensors numpy ml_dtypes.
 set(DEBCM_SAFETENSORS_PYTHON "" CACHE STRING "A Python that imports safetensors and numpy (empty: look for one)")
-set(_st_python "")
-foreach(candidate ${DEBCM_SAFETENSORS_PYTHON} ${DEBCM_NUMPY_PYTHON} python3)
-  find_program(_py NAMES ${candidate} NO_CACHE)
-  if(_py AND NOT _st_python)
-    execute_process(COMMAND ${_py} -c "import safetensors, numpy" RESULT_VARIABLE _rc OUTPUT_QUIET ERROR_QUIET)
-    if(_rc EQUAL 0)
-      set(_st_python ${_py})
-    endif()
-  endif()
-  unset(_py)
-endforeach()
+debcm_find_python(_st_python "import safetensors, numpy" ${DEBCM_SAFETENSORS_PYTHON} ${DEBCM_NUMPY_PYTHON} python3)
 if(_st_python)
   message(STATUS "debcm: ✓ Python safetensors for tests (${_st_python})")
 else()
