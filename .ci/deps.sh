@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # .ci/deps.sh — installs the Debian packages that building and testing debcm need, and nothing when they are
 # all there already. Uses sudo when not run as root. The CUDA toolkit is not installed here: the CUDA parts are
-# built whenever nvcc is found (/usr/local/cuda/bin is searched too).
+# built whenever nvcc is found (/usr/local/cuda/bin is searched too). OpenBLAS: the OpenMP build, which shares
+# its threads with the engine's OpenMP loops (the pthreads build fights them for the cores).
 set -euo pipefail
-packages=(build-essential cmake pkg-config libopenblas-dev zlib1g-dev libjansson-dev
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev zlib1g-dev libjansson-dev
           python3 python3-numpy clang libclang-rt-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -38,7 +38,7 @@ static const char *const cmd_names[] = {"run", "train-teacher", "train-student",
 enum {
     OPT_PGC = 256, OPT_DATA, OPT_OUT, OPT_TEACHER, OPT_MODEL, OPT_EPOCHS, OPT_TEPOCHS, OPT_SEPOCHS, OPT_BATCH,
     OPT_SEED, OPT_THREADS, OPT_DEVICE, OPT_LRT, OPT_LRS, OPT_WD, OPT_LATENT, OPT_DROPOUT, OPT_MARGIN, OPT_K,
-    OPT_ALPHA, OPT_MATCHING, OPT_TEMP, OPT_DISTILL, OPT_JSON, OPT_HELP, OPT_END
+    OPT_ALPHA, OPT_MATCHING, OPT_TEMP, OPT_DISTILL, OPT_TCACHE, OPT_JSON, OPT_HELP, OPT_END
 };
 
 typedef struct {
@@ -47,6 +47,7 @@ typedef struct {
     model_config tcfg, scfg; /* teacher, student */
     uint64_t seed;
     int threads, json;
+    int teacher_recompute; /* --teacher-cache off */
     char out_buf[64];
 } run_opts;
 
@@ -118,6 +119,8 @@ static void usage(FILE *out, int cmd)
             "  --matching published|hinge|softmax   matching term (published: faithful, SPEC §6)\n"
             "  --temperature X           softmax matching temperature (0.1)\n"
             "  --distill published|kl    distillation term (published: faithful KLG, SPEC §6)\n"
+            "  --teacher-cache on|off    on: the frozen teacher's posteriors of every student training row are\n"
+            "                            computed once (the same values, less work); off: every step (on)\n"
             "  -h, --help                this help\n"
             "\n"
             "Exit status: 0 done, 1 failed (one line on stderr), 2 bad usage.\n");
@@ -177,6 +180,7 @@ static int parse(run_opts *o, int argc, char **argv)
         {"k", required_argument, NULL, OPT_K}, {"alpha", required_argument, NULL, OPT_ALPHA},
         {"matching", required_argument, NULL, OPT_MATCHING}, {"temperature", required_argument, NULL, OPT_TEMP},
         {"distill", required_argument, NULL, OPT_DISTILL}, {"json", no_argument, NULL, OPT_JSON},
+        {"teacher-cache", required_argument, NULL, OPT_TCACHE},
         {"help", no_argument, NULL, OPT_HELP}, {NULL, 0, NULL, 0},
     };
     /* which options each command takes */
@@ -306,6 +310,11 @@ static int parse(run_opts *o, int argc, char **argv)
             if (strcmp(optarg, "published") && strcmp(optarg, "kl"))
                 return usage_error(o, "%s expects published or kl, found '%s'", opt, optarg);
             o->scfg.distill = o->tcfg.distill = !strcmp(optarg, "kl") ? DISTILL_KL : DISTILL_PUBLISHED;
+            break;
+        case OPT_TCACHE:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return usage_error(o, "%s expects on or off, found '%s'", opt, optarg);
+            o->teacher_recompute = !strcmp(optarg, "off");
             break;
         case ':': return usage_error(o, "option '%s' needs a value", argv[optind - 1]);
         default: return usage_error(o, "unknown option '%s'", argv[optind - 1]);
@@ -706,7 +715,7 @@ static int cmd_train_main(run_opts *o)
     fflush(stdout);
 
     if (do_teacher) {
-        train_phase_opts to = {o->seed, stdout, p_teacher, vm.meta, vm.n};
+        train_phase_opts to = {o->seed, stdout, p_teacher, vm.meta, vm.n, 0};
         if (net_init(&teacher, o->seed) || train_teacher(&teacher, &td, &o->tcfg, &to, &rt))
             goto done;
         wrote = 1;
@@ -714,7 +723,7 @@ static int cmd_train_main(run_opts *o)
                rt.val_recall, rt.seconds, p_teacher);
     }
     if (do_student) {
-        train_phase_opts so = {o->seed, stdout, p_student, vm.meta, vm.n};
+        train_phase_opts so = {o->seed, stdout, p_student, vm.meta, vm.n, o->teacher_recompute};
         if (net_create(&student, ops, &dsd, 1) || net_init(&student, o->seed ^ 0x9E3779B97F4A7C15ull) ||
             train_student(&student, &teacher, &td, &o->scfg, &so, &rs))
             goto done;

@@ -10,6 +10,8 @@
 #endif
 
 #include "apps/commands.h"
+
+int openblas_get_parallel(void); /* OpenBLAS's own; not in every cblas.h */
 #ifdef DEBCM_WITH_CUDA
 #include "kernels/cuda_device.h"
 #endif
@@ -34,7 +36,9 @@ int cmd_version(int argc, char **argv)
 #elif defined(__GNUC__)
     printf("compiler  gcc %s\n", __VERSION__);
 #endif
-    printf("BLAS      %s\n", openblas_get_config());
+    int par = openblas_get_parallel(); /* 0 sequential, 1 pthreads, 2 OpenMP */
+    printf("BLAS      %s (%s threading)\n", openblas_get_config(),
+           par == 2 ? "OpenMP" : par == 1 ? "pthreads: slower beside OpenMP, see README" : "no");
     printf("zlib      %s\n", zlibVersion());
     printf("jansson   %s\n", JANSSON_VERSION);
 #ifdef _OPENMP

@@ -89,8 +89,9 @@ static void cpu_model(char *buf, size_t n)
  *   matching: S = Zm·Zvᵀ, dZm = dS·Zv, dZv = dSᵀ·Zm:                           6·B²·L
  *   student only: confounder zc = zm·W2ᵀ, dW2 = dzcᵀ·zm, dzm = dzc·W2:        6·B·L²
  *                 the frozen teacher's encoders, forward only (eval mode):     4·B·L·(D_m + D_v)
+ *                 (not per step with the teacher cache: once per phase, 4·n·L·D_v + 4·N_m·L·D_m, timed apart)
  *   teacher step = 18·B·L·(D_m + D_v) + 6·B²·L
- *   student step = 22·B·L·(D_m + D_v) + 6·B²·L + 6·B·L²
+ *   student step = 18·B·L·(D_m + D_v) + 6·B²·L + 6·B·L² (+ 4·B·L·(D_m + D_v) without the teacher cache)
  * The element-wise ops (BatchNorm, dropout, L2 norm, top-k, Adam, ...) are not counted: they are memory-bound,
  * and the gap between the achieved rate and the GEMM floor is their time (plus BLAS's at small shapes). */
 typedef struct {
@@ -100,7 +101,7 @@ typedef struct {
     const char *what;
 } gemm_shape;
 
-static int step_gemms(gemm_shape *g, int student, int64_t B, int64_t Dv, int64_t Dm, int64_t L)
+static int step_gemms(gemm_shape *g, int student, int teacher_cache, int64_t B, int64_t Dv, int64_t Dm, int64_t L)
 {
     int n = 0;
     const int64_t D[2] = {Dm, Dv};
@@ -120,18 +121,20 @@ static int step_gemms(gemm_shape *g, int student, int64_t B, int64_t Dv, int64_t
         g[n++] = (gemm_shape){'N', 'T', B, L, L, 1, "confounder"};
         g[n++] = (gemm_shape){'T', 'N', L, L, B, 1, "confounder"};
         g[n++] = (gemm_shape){'N', 'N', B, L, L, 1, "confounder"};
-        g[n++] = (gemm_shape){'N', 'T', B, L, Dm, 2, "teacher E_m"};
-        g[n++] = (gemm_shape){'N', 'T', B, L, Dv, 2, "teacher E_v"};
+        if (!teacher_cache) {
+            g[n++] = (gemm_shape){'N', 'T', B, L, Dm, 2, "teacher E_m"};
+            g[n++] = (gemm_shape){'N', 'T', B, L, Dv, 2, "teacher E_v"};
+        }
     }
     return n;
 }
 
 /* the formula above, for a batch of B rows */
-static double step_flops(int student, double B, double Dv, double Dm, double L)
+static double step_flops(int student, int teacher_cache, double B, double Dv, double Dm, double L)
 {
     double f = 18.0 * B * L * (Dm + Dv) + 6.0 * B * B * L;
     if (student)
-        f += 4.0 * B * L * (Dm + Dv) + 6.0 * B * L * L;
+        f += (teacher_cache ? 0.0 : 4.0 * B * L * (Dm + Dv)) + 6.0 * B * L * L;
     return f;
 }
 
@@ -158,10 +161,11 @@ typedef struct {
 } step_floor;
 
 /* time every shape of both steps; prints one line per distinct shape */
-static int sgemm_ceiling(step_floor fl[2], int64_t B, int64_t Dv, int64_t Dm, int64_t L, double *best_gflops)
+static int sgemm_ceiling(step_floor fl[2], int teacher_cache, int64_t B, int64_t Dv, int64_t Dm, int64_t L,
+                         double *best_gflops)
 {
     gemm_shape g[2][24];
-    int n[2] = {step_gemms(g[0], 0, B, Dv, Dm, L), step_gemms(g[1], 1, B, Dv, Dm, L)};
+    int n[2] = {step_gemms(g[0], 0, teacher_cache, B, Dv, Dm, L), step_gemms(g[1], 1, teacher_cache, B, Dv, Dm, L)};
     size_t cap = 0;
     for (int p = 0; p < 2; p++)
         for (int i = 0; i < n[p]; i++) {
@@ -214,96 +218,48 @@ static int sgemm_ceiling(step_floor fl[2], int64_t B, int64_t Dv, int64_t Dm, in
     return 0;
 }
 
-/* ---- one epoch, as engine/train.c runs it (without the validation) ------------------------------------------- */
+/* ---- epochs, through engine/train.h's phase API (the trainer's own loop, without its validation) ------------ */
 
 typedef struct {
-    int student;
-    const char *name;
-    int64_t n;
-    const int64_t *video, *music;
-    const float *prior; /* [n, G] */
-    const float *v_feat, *m_feat;
-    const debcm_net *teacher;
-} phase;
-
-typedef struct {
-    model_workspace ws;
-    int64_t *perm;
-    float *hx_v, *hx_m, *hpr;
-    int64_t Bmax;
-    uint64_t steps;
-} epoch_state;
-
-static int epoch_run(const phase *ph, debcm_net *net, epoch_state *st, const model_config *cfg, uint64_t epoch,
-                     int64_t *samples, double *flops)
-{
-    const debcm_ops *o = net->ops;
-    const int64_t n = ph->n, Dv = net->dims.D_v, Dm = net->dims.D_m, G = net->dims.G, Bmax = st->Bmax;
-    train_shuffle(st->perm, n, SEED, SHUFFLE_STREAM + (uint64_t)ph->student, epoch);
-    *samples = 0;
-    *flops = 0.0;
-    for (int64_t b0 = 0; b0 < n; b0 += Bmax) {
-        int64_t B = n - b0 < Bmax ? n - b0 : Bmax;
-        if (B == 1) /* skipped, as the trainer does (SPEC §6) */
-            continue;
-        for (int64_t r = 0; r < B; r++) {
-            int64_t row = st->perm[b0 + r], v = ph->video[row], m = ph->music[row];
-            memcpy(st->hx_v + r * Dv, ph->v_feat + v * Dv, (size_t)Dv * sizeof *st->hx_v);
-            memcpy(st->hx_m + r * Dm, ph->m_feat + m * Dm, (size_t)Dm * sizeof *st->hx_m);
-            if (ph->student)
-                memcpy(st->hpr + r * G, ph->prior + row * G, (size_t)G * sizeof *st->hpr);
-        }
-        if (o->upload(st->ws.x_v, st->hx_v, (size_t)(B * Dv) * sizeof *st->hx_v) ||
-            o->upload(st->ws.x_m, st->hx_m, (size_t)(B * Dm) * sizeof *st->hx_m) ||
-            (ph->student && o->upload(st->ws.prior, st->hpr, (size_t)(B * G) * sizeof *st->hpr)))
-            return -1;
-        model_batch batch = {st->ws.x_v, st->ws.x_m, ph->student ? st->ws.prior : NULL, B};
-        model_losses l;
-        if (model_train_step(net, &st->ws, cfg, ph->teacher, &batch, NULL, SEED, st->steps, &l) ||
-            model_adam_step(net, cfg))
-            return debcm_error_prefix("%s epoch %llu, batch %lld", ph->name, (unsigned long long)epoch,
-                                      (long long)(b0 / Bmax));
-        st->steps++;
-        *samples += B;
-        *flops += step_flops(ph->student, (double)B, (double)Dv, (double)Dm, (double)net->dims.L);
-    }
-    return 0;
-}
-
-typedef struct {
-    double ms, samples_s, gflops, floor_ms, spread_lo, spread_hi;
+    double ms, samples_s, gflops, floor_ms, spread_lo, spread_hi, cache_ms;
     int64_t samples, steps;
     double flops_step; /* full batch */
 } epoch_result;
 
-static int bench_phase(const phase *ph, debcm_net *net, const model_config *cfg, int epochs, const step_floor *fl,
+/* the counted FLOPs of one epoch of n rows in batches of Bmax (a last batch of one row is skipped) */
+static double epoch_flops(int student, int teacher_cache, int64_t n, int64_t Bmax, const model_dims *d)
+{
+    double f = 0.0;
+    for (int64_t b0 = 0; b0 < n; b0 += Bmax) {
+        int64_t B = n - b0 < Bmax ? n - b0 : Bmax;
+        if (B > 1)
+            f += step_flops(student, teacher_cache, (double)B, (double)d->D_v, (double)d->D_m, (double)d->L);
+    }
+    return f;
+}
+
+static int bench_phase(int student, debcm_net *net, const debcm_net *teacher, const train_data *td,
+                       const model_config *cfg, int teacher_cache, int epochs, const step_floor *fl,
                        epoch_result *res)
 {
-    epoch_state st;
-    memset(&st, 0, sizeof st);
-    const int64_t Dv = net->dims.D_v, Dm = net->dims.D_m, G = net->dims.G;
-    st.Bmax = cfg->batch < ph->n ? cfg->batch : ph->n;
-    st.perm = malloc((size_t)ph->n * sizeof *st.perm);
-    st.hx_v = malloc((size_t)(st.Bmax * Dv) * sizeof *st.hx_v);
-    st.hx_m = malloc((size_t)(st.Bmax * Dm) * sizeof *st.hx_m);
-    st.hpr = malloc((size_t)(st.Bmax * (G > 0 ? G : 1)) * sizeof *st.hpr);
-    int rc = -1;
-    if (!st.perm || !st.hx_v || !st.hx_m || !st.hpr) {
-        debcm_fail("%s: out of memory for the batch staging", ph->name);
-        goto done;
-    }
-    if (model_workspace_create(&st.ws, net->ops, &net->dims, st.Bmax))
-        goto done;
-    double t[MAX_RUNS], flops = 0.0;
-    int64_t samples = 0;
+    train_phase_opts opt = {SEED, NULL, NULL, NULL, 0, !teacher_cache};
+    train_phase *ph = NULL;
+    double cache_s = 0.0;
+    if (train_phase_begin(&ph, student, net, teacher, td, cfg, &opt, &cache_s))
+        return -1;
+    double t[MAX_RUNS];
+    train_epoch_stats st;
     for (int e = 0; e <= epochs; e++) { /* epoch 0 is the warm-up */
-        double t0 = now_s();
-        if (epoch_run(ph, net, &st, cfg, (uint64_t)e + 1, &samples, &flops))
-            goto done;
-        double dt = now_s() - t0;
+        if (train_phase_epoch(ph, e + 1, &st)) {
+            train_phase_end(ph);
+            return -1;
+        }
         if (e > 0)
-            t[e - 1] = dt;
+            t[e - 1] = st.seconds;
     }
+    train_phase_end(ph);
+    int64_t n = student ? td->ds->train.n : td->ds->pgc_train.n, Bmax = cfg->batch < n ? cfg->batch : n;
+    double flops = epoch_flops(student, teacher_cache, n, Bmax, &net->dims);
     double med = median(t, epochs), lo = t[0], hi = t[0];
     for (int e = 1; e < epochs; e++) {
         lo = t[e] < lo ? t[e] : lo;
@@ -312,20 +268,14 @@ static int bench_phase(const phase *ph, debcm_net *net, const model_config *cfg,
     res->ms = 1e3 * med;
     res->spread_lo = 1e3 * lo;
     res->spread_hi = 1e3 * hi;
-    res->samples = samples;
-    res->steps = (samples + st.Bmax - 1) / st.Bmax;
-    res->samples_s = (double)samples / med;
+    res->cache_ms = 1e3 * cache_s;
+    res->samples = st.samples;
+    res->steps = st.batches;
+    res->samples_s = (double)st.samples / med;
     res->gflops = flops / med / 1e9;
     res->flops_step = fl->flops;
     res->floor_ms = 1e3 * flops / (fl->flops / fl->gemm_s); /* the epoch's FLOPs at the step's GEMM-mix rate */
-    rc = 0;
-done:
-    model_workspace_free(&st.ws);
-    free(st.perm);
-    free(st.hx_v);
-    free(st.hx_m);
-    free(st.hpr);
-    return rc;
+    return 0;
 }
 
 /* median ms of one validation (warm-up first); which: 0 teacher full ranking, 1 student 100 negatives */
@@ -362,18 +312,20 @@ static int bench_eval(int which, const debcm_net *net, const train_data *td, int
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_epoch ROOT [--epochs N] [--threads N] [--only teacher|student]\n\n"
+    fprintf(f, "usage: bench_epoch ROOT [--epochs N] [--threads N] [--only teacher|student] [--teacher-cache on|off]\n\n"
                "Teacher and student epoch throughput of the CPU backend at the published sizes (batch 1024, L 128,\n"
                "k 40), median of N epochs (default 2) after one warm-up epoch, beside the SGEMM ceiling at the\n"
                "step's shapes; one validation of each protocol; peak RSS. --threads: OpenMP and OpenBLAS threads\n"
                "(default: theirs). --only: time one phase (e.g. under perf record; the student then distils\n"
-               "from an initialised teacher). Make ROOT with `debcm synth --scale tt150k --out ROOT`.\n");
+               "from an initialised teacher). --teacher-cache: as debcm run's (on: the frozen teacher's posteriors\n"
+               "computed once per phase, timed apart). Make ROOT with `debcm synth --scale tt150k --out ROOT`.\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *root = NULL;
     int epochs = 2, threads = 0, only = -1; /* only: -1 both phases, 0 teacher, 1 student (for perf) */
+    int teacher_cache = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -386,6 +338,13 @@ int main(int argc, char **argv)
             i++;
             only = !strcmp(argv[i], "teacher") ? 0 : !strcmp(argv[i], "student") ? 1 : -2;
             if (only == -2) {
+                usage(stderr);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--teacher-cache") && i + 1 < argc) {
+            i++;
+            teacher_cache = !strcmp(argv[i], "on") ? 1 : !strcmp(argv[i], "off") ? 0 : -1;
+            if (teacher_cache < 0) {
                 usage(stderr);
                 return 2;
             }
@@ -454,7 +413,7 @@ int main(int argc, char **argv)
     debcm_net teacher, student;
     memset(&teacher, 0, sizeof teacher);
     memset(&student, 0, sizeof student);
-    if (sgemm_ceiling(fl, B, Dv, Dm, L, &best))
+    if (sgemm_ceiling(fl, teacher_cache, B, Dv, Dm, L, &best))
         goto fail;
 
     const debcm_ops *ops = debcm_ops_cpu();
@@ -462,14 +421,10 @@ int main(int argc, char **argv)
     if (net_create(&teacher, ops, &dt, 0) || net_init(&teacher, SEED) || net_create(&student, ops, &dsd, 1) ||
         net_init(&student, SEED + 1))
         goto fail;
-    phase ph_t = {0, "teacher", ds.pgc_train.n, ds.pgc_train.video, ds.pgc_train.music, NULL, ds.pgc_video.data,
-                  td.pgc_music, NULL};
-    phase ph_s = {1, "student", ds.train.n, ds.train.video, ds.train.music, ds.train.prior, ds.ugc_video.data,
-                  td.ugc_music, &teacher};
     epoch_result er[2];
     memset(er, 0, sizeof er);
-    if ((only != 1 && bench_phase(&ph_t, &teacher, &tc, epochs, &fl[0], &er[0])) ||
-        (only != 0 && bench_phase(&ph_s, &student, &sc, epochs, &fl[1], &er[1])))
+    if ((only != 1 && bench_phase(0, &teacher, NULL, &td, &tc, teacher_cache, epochs, &fl[0], &er[0])) ||
+        (only != 0 && bench_phase(1, &student, &teacher, &td, &sc, teacher_cache, epochs, &fl[1], &er[1])))
         goto fail;
     double ev_ms[2], ev_r[2];
     if (bench_eval(0, &teacher, &td, B, &ev_ms[0], &ev_r[0]) || bench_eval(1, &student, &td, B, &ev_ms[1], &ev_r[1]))
@@ -489,6 +444,11 @@ int main(int argc, char **argv)
                er[p].flops_step / 1e9, er[p].gflops, er[p].floor_ms, 100.0 * er[p].floor_ms / er[p].ms);
     }
     printf("(floor = the epoch's counted GEMM FLOPs at the step's GEMM-mix rate; floor%% = floor / measured)\n");
+    if (only != 0)
+        printf("teacher cache    %s\n", teacher_cache ? "on" : "off: the frozen teacher's encoders run every student step");
+    if (only != 0 && teacher_cache)
+        printf("                 the frozen teacher's posteriors of the student's %lld rows and %lld musics: %.0f ms once "
+               "per run\n", (long long)ds.train.n, (long long)ds.ugc_vggish.rows, er[1].cache_ms);
     printf("\nvalidation       teacher full ranking on data_pgc val (%lld pairs, %lld musics): %.0f ms  (R@25 %.4f)\n",
            (long long)ds.pgc_val.n, (long long)ds.pgc_vggish.rows, ev_ms[0], ev_r[0]);
     printf("                 student 100 negatives on val (%lld rows): %.0f ms  (R@25 %.4f)   median of %d\n",

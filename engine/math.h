@@ -59,7 +59,16 @@ DEBCM_HD uint8_t dropout_keep(float u, float p) { return (uint8_t)(u > p); }
 DEBCM_HD float dropout_scale(float p) { return 1.0f / (1.0f - p); }
 
 /* y = x·mask·scale; the same expression is the backward (dx = dy·mask·scale). */
-DEBCM_HD float dropout_apply(float x, uint8_t keep, float scale) { return keep ? x * scale : 0.0f; }
+DEBCM_HD float dropout_apply(float x, uint8_t keep, float scale)
+{
+    union {
+        float f;
+        uint32_t u;
+    } r;
+    r.f = x * scale;
+    r.u &= 0u - (uint32_t)(keep != 0); /* +0 when dropped (not x·0, which keeps −0 and NaN); no branch: vectorises */
+    return r.f;
+}
 
 /* ---- row L2 normalisation (SPEC §2: y = x / max(‖x‖, 1e-10), zero rows included) ------------------------------ */
 
@@ -173,27 +182,75 @@ DEBCM_HD float match_hinge_grad(float s_pos, float s_neg, float margin)
     return margin - s_pos + s_neg > 0.0f ? 1.0f : 0.0f;
 }
 
-/* Top-k by insertion, for one row scanned in INCREASING candidate index: val[0..*count) is kept sorted by value,
- * largest first. Tie rule: the larger value first, then the lower index — since candidates arrive by increasing
- * index, a candidate equal to the current k-th value never displaces it, and among equal values the earlier one
- * stays ahead. NaN never enters a full list. */
-DEBCM_HD void topk_insert(float *val, int32_t *idx, int32_t *count, int32_t k, float v, int32_t j)
+/* Top-k of one row by radix selection. The order: value v at index j beats w at index i when v > w, or v == w and
+ * j < i (the larger value first, then the lower index) — a total order, so the selection is unique. Each value
+ * maps to an unsigned key with the same order (topk_key: −0 is taken as +0, and NaN sorts above +inf, so a row
+ * with NaN selects it and gives a NaN loss); four passes of an 8-bit histogram find the k-th largest key T
+ * exactly, then one scan takes the keys above T and the lowest-indexed ones equal to T. Every pass is a
+ * branch-free loop over the row: no per-candidate comparisons against a moving threshold (a heap or a sorted list
+ * mispredicts on every insertion). The selection comes out in increasing index. */
+DEBCM_HD uint32_t topk_key(float v)
 {
-    int32_t n = *count;
-    if (n == k) {
-        if (!(v > val[k - 1]))
-            return;
-        n = k - 1; /* drop the last */
+    union {
+        float f;
+        uint32_t u;
+    } b;
+    b.f = v + 0.0f; /* −0 + 0 = +0 */
+    return b.u ^ ((b.u >> 31) ? 0xFFFFFFFFu : 0x80000000u);
+}
+
+/* The k best of v[0..n) except index skip (−1: none) into idx[] in increasing index; scratch: [2n] words (the keys,
+ * then the candidates still tied on the bits fixed so far). Returns the count taken, min(k, candidates). The
+ * histograms are four interleaved copies, so runs of equal bins (a row's values share their top bits) do not
+ * serialise on one counter. */
+DEBCM_HD int32_t topk_select(int32_t *idx, uint32_t *scratch, const float *v, int32_t n, int32_t k, int32_t skip)
+{
+    int32_t avail = n - (skip >= 0 && skip < n ? 1 : 0);
+    if (k > avail)
+        k = avail;
+    if (k <= 0)
+        return 0;
+    uint32_t *key = scratch, *cand = scratch + n;
+    int32_t m = 0;
+    for (int32_t j = 0; j < n; j++) {
+        key[j] = topk_key(v[j]);
+        cand[m] = (uint32_t)j;
+        m += j != skip;
     }
-    int32_t pos = n;
-    while (pos > 0 && v > val[pos - 1]) {
-        val[pos] = val[pos - 1];
-        idx[pos] = idx[pos - 1];
-        pos--;
+    uint32_t prefix = 0;
+    int32_t need = k; /* how many are still to take among the candidates (the keys that share the prefix) */
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        int32_t hist[4][256];
+        for (int c = 0; c < 4; c++)
+            for (int b = 0; b < 256; b++)
+                hist[c][b] = 0;
+        for (int32_t t = 0; t < m; t++)
+            hist[t & 3][(key[cand[t]] >> shift) & 255u]++;
+        int b = 255, in_b;
+        for (;;) { /* whole bins above the k-th key: all taken */
+            in_b = hist[0][b] + hist[1][b] + hist[2][b] + hist[3][b];
+            if (in_b >= need)
+                break;
+            need -= in_b;
+            b--;
+        }
+        prefix |= (uint32_t)b << shift;
+        int32_t m2 = 0; /* keep the candidates in bin b (in place: m2 never passes t) */
+        for (int32_t t = 0; t < m; t++) {
+            cand[m2] = cand[t];
+            m2 += ((key[cand[t]] >> shift) & 255u) == (uint32_t)b;
+        }
+        m = m2;
     }
-    val[pos] = v;
-    idx[pos] = j;
-    *count = n + 1;
+    int32_t c = 0; /* prefix is now the k-th largest key T; `need` of the keys equal to T are taken */
+    for (int32_t j = 0; j < n; j++) {
+        int eq = key[j] == prefix;
+        int take = (j != skip) & ((key[j] > prefix) | (eq & (need > 0)));
+        need -= eq & take;
+        if (take) /* rare (k of n): predictable */
+            idx[c++] = j;
+    }
+    return c;
 }
 
 /* ---- Adam with PyTorch's L2 weight decay (SPEC §5) ----------------------------------------------------------- */

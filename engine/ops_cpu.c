@@ -64,6 +64,28 @@ static int cpu_zero(void *p, size_t bytes)
 
 static int cpu_sync(void) { return 0; }
 
+/* db[o] += Σ_r dy[r, o], each column summed in double by increasing r; the columns in blocks of BN_BLOCK, so the
+ * rows are read contiguously and the block's sums vectorise */
+static void column_sums_add(float *db, const float *dy, int64_t B, int64_t out)
+{
+    int64_t nblocks = (out + BN_BLOCK - 1) / BN_BLOCK;
+#pragma omp parallel for schedule(static) if (B * out >= PAR_MIN)
+    for (int64_t blk = 0; blk < nblocks; blk++) {
+        int64_t d0 = blk * BN_BLOCK, nd = out - d0 < BN_BLOCK ? out - d0 : BN_BLOCK;
+        double s[BN_BLOCK] = {0};
+        if (nd == BN_BLOCK) /* the common case, with a constant trip count */
+            for (int64_t r = 0; r < B; r++)
+                for (int64_t j = 0; j < BN_BLOCK; j++)
+                    s[j] += dy[r * out + d0 + j];
+        else
+            for (int64_t r = 0; r < B; r++)
+                for (int64_t j = 0; j < nd; j++)
+                    s[j] += dy[r * out + d0 + j];
+        for (int64_t j = 0; j < nd; j++)
+            db[d0 + j] += (float)s[j];
+    }
+}
+
 /* ---- linear ------------------------------------------------------------------------------------------------------ */
 
 static int cpu_linear_forward(float *y, const float *x, const float *W, const float *b, int64_t B, int64_t in,
@@ -100,23 +122,16 @@ static int cpu_linear_backward(float *dx, float *dW, float *db, const float *dy,
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)B, 1.0f, dy, (int)out, x,
                     (int)in, 1.0f, dW, (int)in);
     }
-    if (db) {
-#pragma omp parallel for schedule(static) if (B * out >= PAR_MIN)
-        for (int64_t o = 0; o < out; o++) {
-            double s = 0.0;
-            for (int64_t r = 0; r < B; r++)
-                s += dy[r * out + o];
-            db[o] += (float)s;
-        }
-    }
+    if (db)
+        column_sums_add(db, dy, B, out);
     return 0;
 }
 
 /* ---- BatchNorm (SPEC §2) ------------------------------------------------------------------------------------ */
 
-static int cpu_bn_forward_train(float *y, float *xhat, float *mean, float *rstd, float *running_mean,
-                                float *running_var, const float *x, const float *gamma, const float *beta,
-                                int64_t B, int64_t D)
+static int cpu_bn_forward_train(float *restrict y, float *restrict xhat, float *mean, float *rstd,
+                                float *running_mean, float *running_var, const float *restrict x,
+                                const float *gamma, const float *beta, int64_t B, int64_t D)
 {
     REQUIRE(y && xhat && mean && rstd && running_mean && running_var && x && gamma && beta,
             "bn_forward_train: NULL tensor");
@@ -150,11 +165,19 @@ static int cpu_bn_forward_train(float *y, float *xhat, float *mean, float *rstd,
             running_mean[d] = bn_running_update(running_mean[d], mean[d], DEBCM_BN_MOMENTUM);
             running_var[d] = bn_running_update(running_var[d], var_unbiased, DEBCM_BN_MOMENTUM);
         }
+        float m[BN_BLOCK], rs[BN_BLOCK], g[BN_BLOCK], bt[BN_BLOCK]; /* local: no aliasing with the outputs */
+        for (int64_t j = 0; j < nd; j++) {
+            m[j] = mean[d0 + j];
+            rs[j] = rstd[d0 + j];
+            g[j] = gamma[d0 + j];
+            bt[j] = beta[d0 + j];
+        }
         for (int64_t r = 0; r < B; r++)
             for (int64_t j = 0; j < nd; j++) {
                 int64_t i = r * D + d0 + j;
-                xhat[i] = bn_xhat(x[i], mean[d0 + j], rstd[d0 + j]);
-                y[i] = bn_apply(xhat[i], gamma[d0 + j], beta[d0 + j]);
+                float xh = bn_xhat(x[i], m[j], rs[j]);
+                xhat[i] = xh;
+                y[i] = bn_apply(xh, g[j], bt[j]);
             }
     }
     return 0;
@@ -215,9 +238,20 @@ static int cpu_dropout_mask(uint8_t *mask, debcm_draw draw, float p, int64_t n)
 {
     REQUIRE(mask && n >= 0, "dropout_mask: NULL mask or n = %lld", (long long)n);
     REQUIRE(p >= 0.0f && p < 1.0f, "dropout_mask: p = %g, expected 0 <= p < 1", (double)p);
+    if (n == 0)
+        return 0;
+    /* element e = counter + i is lane e mod 4 of Philox block e / 4 (rng_uniform): one Philox call per 4 masks */
+    const uint64_t c0 = draw.counter, c1 = draw.counter + (uint64_t)n, q0 = c0 >> 2, nq = ((c1 - 1) >> 2) - q0 + 1;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (int64_t i = 0; i < n; i++)
-        mask[i] = dropout_keep(rng_uniform(draw.seed, draw.stream, draw.counter + (uint64_t)i), p);
+    for (int64_t t = 0; t < (int64_t)nq; t++) {
+        uint64_t q = q0 + (uint64_t)t;
+        rng_u32x4 r = rng_philox(draw.seed, draw.stream, q);
+        for (int lane = 0; lane < 4; lane++) {
+            uint64_t e = q * 4 + (uint64_t)lane;
+            if (e >= c0 && e < c1)
+                mask[e - c0] = dropout_keep(rng_u01(r.v[lane]), p);
+        }
+    }
     return 0;
 }
 
@@ -292,9 +326,20 @@ static int cpu_l2norm_backward(float *dx, const float *dy, const float *y, const
 static int cpu_normal_draw(float *eps, debcm_draw draw, int64_t n)
 {
     REQUIRE(eps && n >= 0, "normal_draw: NULL tensor or n = %lld", (long long)n);
+    if (n == 0)
+        return 0;
+    /* element e = counter + i comes from Philox block e / 2 (rng_normal): one Philox call per 2 normals */
+    const uint64_t c0 = draw.counter, c1 = draw.counter + (uint64_t)n, q0 = c0 >> 1, nq = ((c1 - 1) >> 1) - q0 + 1;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (int64_t i = 0; i < n; i++)
-        eps[i] = rng_normal(draw.seed, draw.stream, draw.counter + (uint64_t)i);
+    for (int64_t t = 0; t < (int64_t)nq; t++) {
+        uint64_t q = q0 + (uint64_t)t;
+        rng_u32x4 r = rng_philox(draw.seed, draw.stream, q);
+        for (int half = 0; half < 2; half++) {
+            uint64_t e = q * 2 + (uint64_t)half;
+            if (e >= c0 && e < c1)
+                eps[e - c0] = rng_normal_from(r, half);
+        }
+    }
     return 0;
 }
 
@@ -482,12 +527,19 @@ static int cpu_distill_backward(float *dmu1, float *dlv1, float dloss, const flo
 /* ---- in-batch matching (SPEC §3, §6) -------------------------------------------------------------------------
  * S[i][j] = <zm_i, zv_j>. "music" runs over row i of S (positive S_ii, negatives S_ij, j ≠ i); "video" over
  * column j (positive S_jj, negatives S_ij, i ≠ j). For the top-k variants each row (column) is scanned by
- * increasing index into topk_insert (math.h), which fixes the tie rule. */
+ * topk_select (math.h): the k largest values, ties to the lower index, listed in increasing index. */
 
-static float match_value(match_variant v, float s_pos, float s_neg, float margin)
+/* T[j][i] = S[i][j] for a B × B matrix, in tiles (both sides stay in cache) */
+static void transpose(float *restrict T, const float *restrict S, int64_t B)
 {
-    return v == MATCH_PUBLISHED ? match_published_value(s_pos, s_neg, margin)
-                                : match_hinge_value(s_pos, s_neg, margin);
+    enum { TILE = 32 };
+    int64_t nt = (B + TILE - 1) / TILE;
+#pragma omp parallel for schedule(static) if (B * B >= PAR_MIN)
+    for (int64_t ti = 0; ti < nt; ti++)
+        for (int64_t j0 = 0; j0 < B; j0 += TILE)
+            for (int64_t i = ti * TILE; i < B && i < (ti + 1) * TILE; i++)
+                for (int64_t j = j0; j < B && j < j0 + TILE; j++)
+                    T[j * B + i] = S[i * B + j];
 }
 
 static int match_check(const char *op, const match_cfg *cfg, int64_t B, int64_t L)
@@ -525,32 +577,58 @@ static int cpu_match_forward(float *music, float *video, float *S, int32_t *sel_
         free(vals);
         return debcm_fail("match_forward: out of memory for B = %lld", (long long)B);
     }
-#pragma omp parallel for schedule(static) if (B * B >= PAR_MIN)
-    for (int64_t j = 0; j < B; j++)
-        for (int64_t i = 0; i < B; i++)
-            St[j * B + i] = S[i * B + j];
+    transpose(St, S, B);
 
     match_variant var = cfg->variant;
     float margin = cfg->margin;
     double inv_tau = var == MATCH_SOFTMAX ? 1.0 / (double)cfg->tau : 0.0;
-#pragma omp parallel for schedule(static) if (B * B >= PAR_MIN)
-    for (int64_t row = 0; row < 2 * B; row++) {
-        int64_t a = row < B ? row : row - B; /* rows 0..B−1: music a; B..2B−1: video a */
-        const float *M = (row < B ? S : St) + a * B;
-        float *val = vals + row * k;
-        if (var == MATCH_SOFTMAX) { /* cross-entropy of the positive: logsumexp_j M[a][j]/τ − M[a][a]/τ */
-            double mx = -INFINITY, s = 0.0;
-            for (int64_t j = 0; j < B; j++)
-                mx = fmax(mx, M[j] * inv_tau);
-            for (int64_t j = 0; j < B; j++)
-                s += exp(M[j] * inv_tau - mx);
-            val[0] = (float)(mx + log(s) - M[a] * inv_tau);
-            continue;
+    int oom = 0;
+#pragma omp parallel if (B * B >= PAR_MIN)
+    {
+        float *rowv = malloc((size_t)B * sizeof *rowv); /* one row's values */
+        uint32_t *keys = malloc((size_t)(2 * B) * sizeof *keys); /* topk_select's scratch */
+        if (!rowv || !keys) {
+            free(rowv);
+            rowv = NULL;
+#pragma omp atomic write
+            oom = 1;
         }
-        int32_t *idx = (row < B ? sel_m : sel_v) + a * k, cnt = 0;
-        for (int64_t j = 0; j < B; j++)
-            if (j != a)
-                topk_insert(val, idx, &cnt, (int32_t)k, match_value(var, M[a], M[j], margin), (int32_t)j);
+#pragma omp for schedule(static)
+        for (int64_t row = 0; row < 2 * B; row++) {
+            int64_t a = row < B ? row : row - B; /* rows 0..B−1: music a; B..2B−1: video a */
+            const float *M = (row < B ? S : St) + a * B;
+            float *val = vals + row * k;
+            if (!rowv)
+                continue;
+            if (var == MATCH_SOFTMAX) { /* cross-entropy of the positive: logsumexp_j M[a][j]/τ − M[a][a]/τ */
+                double mx = -INFINITY, s = 0.0;
+                for (int64_t j = 0; j < B; j++)
+                    mx = fmax(mx, M[j] * inv_tau);
+                for (int64_t j = 0; j < B; j++)
+                    s += exp(M[j] * inv_tau - mx);
+                val[0] = (float)(mx + log(s) - M[a] * inv_tau);
+                continue;
+            }
+            /* the values first (a branch-free loop), then the selection (math.h: in increasing index) */
+            float pos = M[a];
+            if (var == MATCH_PUBLISHED)
+                for (int64_t j = 0; j < B; j++)
+                    rowv[j] = match_published_value(pos, M[j], margin);
+            else
+                for (int64_t j = 0; j < B; j++)
+                    rowv[j] = match_hinge_value(pos, M[j], margin);
+            int32_t *idx = (row < B ? sel_m : sel_v) + a * k;
+            int32_t cnt = topk_select(idx, keys, rowv, (int32_t)B, (int32_t)k, (int32_t)a); /* = k (k ≤ B − 1) */
+            for (int32_t t = 0; t < cnt; t++)
+                val[t] = rowv[idx[t]];
+        }
+        free(rowv);
+        free(keys);
+    }
+    if (oom) {
+        free(vals);
+        free(St);
+        return debcm_fail("match_forward: out of memory for B = %lld", (long long)B);
     }
     double sm = 0.0, sv = 0.0;
     for (int64_t i = 0; i < B * k; i++) {

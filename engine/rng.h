@@ -60,13 +60,19 @@ DEBCM_HD float rng_uniform(uint64_t seed, uint64_t stream, uint64_t i)
     return rng_u01(r.v[i & 3]);
 }
 
-/* Element i of a stream of standard normal floats (Box–Muller, two per pair of uniforms). */
+/* The normal of half h (0 or 1) of one Philox block (Box–Muller on lanes 2h and 2h + 1). */
+DEBCM_HD float rng_normal_from(rng_u32x4 r, int h)
+{
+    float u1 = rng_u01(r.v[h * 2]);
+    float u2 = rng_u01(r.v[h * 2 + 1]);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+}
+
+/* Element i of a stream of standard normal floats: half i mod 2 of Philox block i / 2. Loops that fill a range
+ * call rng_philox once per block and rng_normal_from twice (the same numbers, half the work). */
 DEBCM_HD float rng_normal(uint64_t seed, uint64_t stream, uint64_t i)
 {
-    rng_u32x4 r = rng_philox(seed, stream, i >> 1);
-    float u1 = rng_u01(r.v[(i & 1) * 2]);
-    float u2 = rng_u01(r.v[(i & 1) * 2 + 1]);
-    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+    return rng_normal_from(rng_philox(seed, stream, i >> 1), (int)(i & 1));
 }
 
 #endif

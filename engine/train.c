@@ -99,23 +99,235 @@ void train_shuffle(int64_t *perm, int64_t n, uint64_t seed, uint64_t stream, uin
     }
 }
 
-/* ---- the loop of one phase --------------------------------------------------------------------------------- */
+/* ---- one phase, epoch by epoch ------------------------------------------------------------------------------ */
 
-typedef struct {
+struct train_phase {
     int student;
     const char *name;        /* "teacher", "student" */
     int64_t n;               /* training rows */
     const int64_t *video, *music;
     const float *prior;      /* [n, G] (student) */
     const float *v_feat, *m_feat;
+    int64_t n_music;         /* rows of m_feat */
     const debcm_net *teacher;
     uint64_t shuffle_stream;
-} phase_def;
+    debcm_net *net;
+    const train_data *td;
+    const model_config *cfg;
+    train_phase_opts opt;
+    int64_t Bmax, steps;     /* steps: the global step count, the Philox counter of the draws */
+    model_workspace ws;
+    int64_t *perm;
+    float *hx_v, *hx_m, *hpr; /* host staging of one batch */
+    /* the frozen teacher's posteriors (student, unless opt.teacher_recompute): per training row (video side) and
+     * per music, host memory; hpost: the batch's gathered rows [4][Bmax, L] */
+    float *tc_mu_v, *tc_lv_v, *tc_mu_m, *tc_lv_m, *hpost;
+};
+
+void train_phase_end(train_phase *ph)
+{
+    if (!ph)
+        return;
+    model_workspace_free(&ph->ws);
+    free(ph->perm);
+    free(ph->hx_v);
+    free(ph->hx_m);
+    free(ph->hpr);
+    free(ph->tc_mu_v);
+    free(ph->tc_lv_v);
+    free(ph->tc_mu_m);
+    free(ph->tc_lv_m);
+    free(ph->hpost);
+    free(ph);
+}
+
+/* the teacher's eval-mode posteriors of every training row's video and of every music, once */
+static int build_teacher_cache(train_phase *ph)
+{
+    const int64_t n = ph->n, L = ph->net->dims.L, Dv = ph->net->dims.D_v, Nm = ph->n_music;
+    ph->tc_mu_v = malloc((size_t)(n * L) * sizeof(float));
+    ph->tc_lv_v = malloc((size_t)(n * L) * sizeof(float));
+    ph->tc_mu_m = malloc((size_t)(Nm * L) * sizeof(float));
+    ph->tc_lv_m = malloc((size_t)(Nm * L) * sizeof(float));
+    ph->hpost = malloc((size_t)(4 * ph->Bmax * L) * sizeof(float));
+    if (!ph->tc_mu_v || !ph->tc_lv_v || !ph->tc_mu_m || !ph->tc_lv_m || !ph->hpost)
+        return debcm_fail("%s: out of memory for the teacher's posterior cache (%.0f MB; --teacher-cache off "
+                          "recomputes them every step instead)", ph->name,
+                          (double)(2 * (n + Nm) * L) * sizeof(float) / 1e6);
+    if (model_posteriors(ph->teacher, &ph->ws, MODEL_MUSIC, ph->tc_mu_m, ph->tc_lv_m, ph->m_feat, Nm))
+        return debcm_error_prefix("%s: the teacher's music posteriors", ph->name);
+    for (int64_t r0 = 0; r0 < n; r0 += ph->Bmax) {
+        int64_t c = n - r0 < ph->Bmax ? n - r0 : ph->Bmax;
+        for (int64_t r = 0; r < c; r++)
+            memcpy(ph->hx_v + r * Dv, ph->v_feat + ph->video[r0 + r] * Dv, (size_t)Dv * sizeof(float));
+        if (model_posteriors(ph->teacher, &ph->ws, MODEL_VIDEO, ph->tc_mu_v + r0 * L, ph->tc_lv_v + r0 * L,
+                             ph->hx_v, c))
+            return debcm_error_prefix("%s: the teacher's video posteriors", ph->name);
+    }
+    return 0;
+}
+
+int train_phase_begin(train_phase **out, int student, debcm_net *net, const debcm_net *teacher,
+                      const train_data *td, const model_config *cfg, const train_phase_opts *opt,
+                      double *cache_seconds)
+{
+    *out = NULL;
+    if (cache_seconds)
+        *cache_seconds = 0.0;
+    if (student != net->student)
+        return debcm_fail("train_phase_begin: the network is %s a student", net->student ? "" : "not");
+    if (student && (!teacher || teacher->student))
+        return debcm_fail("train_phase_begin: the student needs a teacher network");
+    const debcm_dataset *ds = td->ds;
+    train_phase *ph = calloc(1, sizeof *ph);
+    if (!ph)
+        return debcm_fail("train_phase_begin: out of memory");
+    ph->student = student;
+    ph->net = net;
+    ph->td = td;
+    ph->cfg = cfg;
+    ph->opt = *opt;
+    if (student) {
+        ph->name = "student";
+        ph->n = ds->train.n;
+        ph->video = ds->train.video;
+        ph->music = ds->train.music;
+        ph->prior = ds->train.prior;
+        ph->v_feat = ds->ugc_video.data;
+        ph->m_feat = td->ugc_music;
+        ph->n_music = ds->ugc_vggish.rows;
+        ph->teacher = teacher;
+        ph->shuffle_stream = SHUFFLE_STREAM_STUDENT;
+    } else {
+        ph->name = "teacher";
+        ph->n = ds->pgc_train.n;
+        ph->video = ds->pgc_train.video;
+        ph->music = ds->pgc_train.music;
+        ph->v_feat = ds->pgc_video.data;
+        ph->m_feat = td->pgc_music;
+        ph->n_music = ds->pgc_vggish.rows;
+        ph->shuffle_stream = SHUFFLE_STREAM_TEACHER;
+    }
+    const int64_t n = ph->n, Dv = net->dims.D_v, Dm = net->dims.D_m, G = net->dims.G;
+    if (n < 2) {
+        debcm_fail("%s: %lld training row(s): at least 2 are needed", ph->name, (long long)n);
+        goto fail;
+    }
+    if (cfg->batch < 2) {
+        debcm_fail("%s: batch size %lld: at least 2 rows are needed", ph->name, (long long)cfg->batch);
+        goto fail;
+    }
+    ph->Bmax = cfg->batch < n ? cfg->batch : n;
+    ph->perm = malloc((size_t)n * sizeof *ph->perm);
+    ph->hx_v = malloc((size_t)(ph->Bmax * Dv) * sizeof *ph->hx_v);
+    ph->hx_m = malloc((size_t)(ph->Bmax * Dm) * sizeof *ph->hx_m);
+    ph->hpr = malloc((size_t)(ph->Bmax * (G > 0 ? G : 1)) * sizeof *ph->hpr);
+    if (!ph->perm || !ph->hx_v || !ph->hx_m || !ph->hpr) {
+        debcm_fail("%s: out of memory for the batch staging (%lld rows)", ph->name, (long long)ph->Bmax);
+        goto fail;
+    }
+    if (model_workspace_create(&ph->ws, net->ops, &net->dims, ph->Bmax))
+        goto fail;
+    if (student && !opt->teacher_recompute) {
+        double t0 = train_now();
+        if (build_teacher_cache(ph))
+            goto fail;
+        if (cache_seconds)
+            *cache_seconds = train_now() - t0;
+    }
+    *out = ph;
+    return 0;
+fail:
+    train_phase_end(ph);
+    return -1;
+}
+
+/* gather rows perm[b0 .. b0+B) into the staging and upload them (and their cached teacher posteriors) */
+static int stage_batch(train_phase *ph, int64_t b0, int64_t B, model_batch *batch, model_teacher_post *tp)
+{
+    const debcm_ops *o = ph->net->ops;
+    const int64_t Dv = ph->net->dims.D_v, Dm = ph->net->dims.D_m, G = ph->net->dims.G, L = ph->net->dims.L;
+    model_workspace *ws = &ph->ws;
+    float *pm = ph->hpost, *lm = pm + ph->Bmax * L, *pv = lm + ph->Bmax * L, *lvv = pv + ph->Bmax * L;
+    for (int64_t r = 0; r < B; r++) {
+        int64_t row = ph->perm[b0 + r], v = ph->video[row], m = ph->music[row];
+        memcpy(ph->hx_v + r * Dv, ph->v_feat + v * Dv, (size_t)Dv * sizeof(float));
+        memcpy(ph->hx_m + r * Dm, ph->m_feat + m * Dm, (size_t)Dm * sizeof(float));
+        if (ph->student)
+            memcpy(ph->hpr + r * G, ph->prior + row * G, (size_t)G * sizeof(float));
+        if (ph->tc_mu_v) {
+            memcpy(pm + r * L, ph->tc_mu_m + m * L, (size_t)L * sizeof(float));
+            memcpy(lm + r * L, ph->tc_lv_m + m * L, (size_t)L * sizeof(float));
+            memcpy(pv + r * L, ph->tc_mu_v + row * L, (size_t)L * sizeof(float));
+            memcpy(lvv + r * L, ph->tc_lv_v + row * L, (size_t)L * sizeof(float));
+        }
+    }
+    size_t bl = (size_t)(B * L) * sizeof(float);
+    if (o->upload(ws->x_v, ph->hx_v, (size_t)(B * Dv) * sizeof(float)) ||
+        o->upload(ws->x_m, ph->hx_m, (size_t)(B * Dm) * sizeof(float)) ||
+        (ph->student && o->upload(ws->prior, ph->hpr, (size_t)(B * G) * sizeof(float))))
+        return -1;
+    *batch = (model_batch){ws->x_v, ws->x_m, ph->student ? ws->prior : NULL, B, NULL};
+    if (ph->tc_mu_v) { /* the step reads them where the teacher's encoders would have written them */
+        if (o->upload(ws->tm.mu, pm, bl) || o->upload(ws->tm.lv, lm, bl) || o->upload(ws->tv.mu, pv, bl) ||
+            o->upload(ws->tv.lv, lvv, bl))
+            return -1;
+        *tp = (model_teacher_post){ws->tm.mu, ws->tm.lv, ws->tv.mu, ws->tv.lv};
+        batch->teacher_post = tp;
+    }
+    return 0;
+}
+
+int train_phase_epoch(train_phase *ph, int64_t epoch, train_epoch_stats *st)
+{
+    const int64_t n = ph->n, Bmax = ph->Bmax;
+    double te = train_now(), sum[8] = {0};
+    memset(st, 0, sizeof *st);
+    train_shuffle(ph->perm, n, ph->opt.seed, ph->shuffle_stream, (uint64_t)epoch);
+    for (int64_t b0 = 0; b0 < n; b0 += Bmax) {
+        int64_t B = n - b0 < Bmax ? n - b0 : Bmax;
+        if (B == 1) {
+            st->skipped++;
+            continue;
+        }
+        model_batch batch;
+        model_teacher_post tp;
+        model_losses l;
+        if (stage_batch(ph, b0, B, &batch, &tp) ||
+            model_train_step(ph->net, &ph->ws, ph->cfg, ph->teacher, &batch, NULL, ph->opt.seed,
+                             (uint64_t)ph->steps, &l) ||
+            model_adam_step(ph->net, ph->cfg))
+            return debcm_error_prefix("%s epoch %lld, batch %lld", ph->name, (long long)epoch,
+                                      (long long)(b0 / Bmax));
+        if (!isfinite(l.loss))
+            return debcm_fail("%s epoch %lld, batch %lld: the loss is %g (diverged; try a smaller learning rate)",
+                              ph->name, (long long)epoch, (long long)(b0 / Bmax), l.loss);
+        ph->steps++;
+        st->batches++;
+        st->samples += B;
+        double terms[8] = {l.loss, l.music, l.video, l.kl_m, l.kl_v, l.recon, l.distill_m, l.distill_v};
+        for (int i = 0; i < 8; i++)
+            sum[i] += terms[i];
+    }
+    double k = st->batches ? 1.0 / (double)st->batches : 0.0;
+    st->loss = sum[0] * k;
+    st->music = sum[1] * k;
+    st->video = sum[2] * k;
+    st->kl_m = sum[3] * k;
+    st->kl_v = sum[4] * k;
+    st->recon = sum[5] * k;
+    st->distill_m = sum[6] * k;
+    st->distill_v = sum[7] * k;
+    st->seconds = train_now() - te;
+    return 0;
+}
+
+/* ---- the trainer: epochs, validation, the best epoch ------------------------------------------------------- */
 
 /* validation: Recall@25 (and NDCG@25 for the student) */
-static int validate(const phase_def *ph, const train_data *td, debcm_net *net, model_workspace *ws, double *recall,
-                    double *ndcg)
+static int validate(const train_phase *ph, debcm_net *net, model_workspace *ws, double *recall, double *ndcg)
 {
+    const train_data *td = ph->td;
     const debcm_dataset *ds = td->ds;
     model_eval_result r;
     memset(&r, 0, sizeof r);
@@ -165,40 +377,26 @@ static int save_best(const debcm_net *net, const train_phase_opts *opt, int64_t 
     return checkpoint_save(net, opt->ckpt_path, meta, n);
 }
 
-static int run_phase(const phase_def *ph, debcm_net *net, const train_data *td, const model_config *cfg,
-                     const train_phase_opts *opt, train_phase_result *res)
+static int run_phase(int student, debcm_net *net, const debcm_net *teacher, const train_data *td,
+                     const model_config *cfg, const train_phase_opts *opt, train_phase_result *res)
 {
-    const debcm_ops *o = net->ops;
-    const int64_t n = ph->n, Dv = net->dims.D_v, Dm = net->dims.D_m, G = net->dims.G;
-    const int64_t Bmax = cfg->batch < n ? cfg->batch : n;
-    double t0 = train_now();
+    double t0 = train_now(), t_cache = 0.0;
     memset(res, 0, sizeof *res);
     res->val_recall = -1.0;
-    if (n < 2)
-        return debcm_fail("%s: %lld training row(s): at least 2 are needed", ph->name, (long long)n);
-    if (cfg->batch < 2)
-        return debcm_fail("%s: batch size %lld: at least 2 rows are needed", ph->name, (long long)cfg->batch);
-
-    model_workspace ws;
+    train_phase *ph = NULL;
     debcm_net best;
-    memset(&ws, 0, sizeof ws);
     memset(&best, 0, sizeof best);
-    int64_t *perm = malloc((size_t)n * sizeof *perm);
-    float *hx_v = malloc((size_t)(Bmax * Dv) * sizeof *hx_v);
-    float *hx_m = malloc((size_t)(Bmax * Dm) * sizeof *hx_m);
-    float *hpr = malloc((size_t)(Bmax * (G > 0 ? G : 1)) * sizeof *hpr);
     int rc = -1;
-    if (!perm || !hx_v || !hx_m || !hpr) {
-        debcm_fail("%s: out of memory for the batch staging (%lld rows)", ph->name, (long long)Bmax);
+    if (train_phase_begin(&ph, student, net, teacher, td, cfg, opt, &t_cache) ||
+        net_create(&best, net->ops, &net->dims, net->student) || copy_net(&best, net))
         goto done;
-    }
-    if (model_workspace_create(&ws, o, &net->dims, Bmax) || net_create(&best, o, &net->dims, net->student) ||
-        copy_net(&best, net))
-        goto done;
+    if (student && !opt->teacher_recompute && opt->log)
+        fprintf(opt->log, "student: the frozen teacher's posteriors of %lld rows and %lld musics computed once "
+                "(%.1f s)\n", (long long)ph->n, (long long)ph->n_music, t_cache);
 
     if (cfg->epochs == 0) { /* the initial model is the result: validate it once */
         double r, g;
-        if (validate(ph, td, net, &ws, &r, &g) || save_best(net, opt, 0))
+        if (validate(ph, net, &ph->ws, &r, &g) || save_best(net, opt, 0))
             goto done;
         res->val_recall = r;
         res->val_ndcg = g;
@@ -207,56 +405,17 @@ static int run_phase(const phase_def *ph, debcm_net *net, const train_data *td, 
         rc = 0;
         goto done;
     }
-    if (n % Bmax == 1 && opt->log)
+    if (ph->n % ph->Bmax == 1 && opt->log)
         fprintf(opt->log, "%s: note: %lld rows = %lld batches of %lld + 1: the last batch of one row is skipped "
-                "every epoch (BatchNorm cannot train on one row, SPEC §6)\n", ph->name, (long long)n,
-                (long long)(n / Bmax), (long long)Bmax);
+                "every epoch (BatchNorm cannot train on one row, SPEC §6)\n", ph->name, (long long)ph->n,
+                (long long)(ph->n / ph->Bmax), (long long)ph->Bmax);
 
     for (int64_t epoch = 1; epoch <= cfg->epochs; epoch++) {
-        double te = train_now();
-        train_shuffle(perm, n, opt->seed, ph->shuffle_stream, (uint64_t)epoch);
-        double sum[8] = {0};
-        int64_t batches = 0, samples = 0;
-        for (int64_t b0 = 0; b0 < n; b0 += Bmax) {
-            int64_t B = n - b0 < Bmax ? n - b0 : Bmax;
-            if (B == 1) {
-                res->skipped_batches++;
-                continue;
-            }
-            for (int64_t r = 0; r < B; r++) { /* gather the batch's rows */
-                int64_t row = perm[b0 + r], v = ph->video[row], m = ph->music[row];
-                memcpy(hx_v + r * Dv, ph->v_feat + v * Dv, (size_t)Dv * sizeof *hx_v);
-                memcpy(hx_m + r * Dm, ph->m_feat + m * Dm, (size_t)Dm * sizeof *hx_m);
-                if (ph->student)
-                    memcpy(hpr + r * G, ph->prior + row * G, (size_t)G * sizeof *hpr);
-            }
-            if (o->upload(ws.x_v, hx_v, (size_t)(B * Dv) * sizeof *hx_v) ||
-                o->upload(ws.x_m, hx_m, (size_t)(B * Dm) * sizeof *hx_m) ||
-                (ph->student && o->upload(ws.prior, hpr, (size_t)(B * G) * sizeof *hpr)))
-                goto done;
-            model_batch batch = {ws.x_v, ws.x_m, ph->student ? ws.prior : NULL, B};
-            model_losses l;
-            if (model_train_step(net, &ws, cfg, ph->teacher, &batch, NULL, opt->seed, (uint64_t)res->steps, &l) ||
-                model_adam_step(net, cfg)) {
-                debcm_error_prefix("%s epoch %lld, batch %lld", ph->name, (long long)epoch,
-                                   (long long)(b0 / Bmax));
-                goto done;
-            }
-            if (!isfinite(l.loss)) {
-                debcm_fail("%s epoch %lld, batch %lld: the loss is %g (diverged; try a smaller learning rate)",
-                           ph->name, (long long)epoch, (long long)(b0 / Bmax), l.loss);
-                goto done;
-            }
-            res->steps++;
-            batches++;
-            samples += B;
-            double terms[8] = {l.loss, l.music, l.video, l.kl_m, l.kl_v, l.recon, l.distill_m, l.distill_v};
-            for (int i = 0; i < 8; i++)
-                sum[i] += terms[i];
-        }
-        double t_train = train_now() - te, r, g;
-        if (validate(ph, td, net, &ws, &r, &g))
+        train_epoch_stats st;
+        double r, g;
+        if (train_phase_epoch(ph, epoch, &st) || validate(ph, net, &ph->ws, &r, &g))
             goto done;
+        res->skipped_batches += st.skipped;
         int improved = r > res->val_recall; /* strictly greater (SPEC §3) */
         if (improved) {
             res->best_epoch = epoch;
@@ -266,20 +425,19 @@ static int run_phase(const phase_def *ph, debcm_net *net, const train_data *td, 
                 goto done;
         }
         if (opt->log) {
-            double k = batches ? 1.0 / (double)batches : 0.0, el = train_now() - t0;
-            char eta[32], dist[64] = "";
+            double el = train_now() - t0;
+            char eta[32], dist[64] = "", ndcg[32] = "";
             fmt_duration(eta, sizeof eta, el / (double)epoch * (double)(cfg->epochs - epoch));
-            if (ph->student)
-                snprintf(dist, sizeof dist, " distill %.3g/%.3g", sum[6] * k, sum[7] * k);
-            char ndcg[32] = "";
-            if (ph->student)
+            if (student) {
+                snprintf(dist, sizeof dist, " distill %.3g/%.3g", st.distill_m, st.distill_v);
                 snprintf(ndcg, sizeof ndcg, " NDCG@25 %.4f", g);
+            }
             fprintf(opt->log,
                     "%s epoch %*lld/%lld  loss %.4f (match %.4f/%.4f kl %.4f/%.4f recon %.4f%s)  %.0f samples/s  "
                     "val R@25 %.4f%s  best %.4f @%lld%s  ETA %s\n",
-                    ph->name, cfg->epochs >= 100 ? 3 : 2, (long long)epoch, (long long)cfg->epochs, sum[0] * k,
-                    sum[1] * k, sum[2] * k, sum[3] * k, sum[4] * k, sum[5] * k, dist,
-                    t_train > 0 ? (double)samples / t_train : 0.0, r, ndcg, res->val_recall,
+                    ph->name, cfg->epochs >= 100 ? 3 : 2, (long long)epoch, (long long)cfg->epochs, st.loss,
+                    st.music, st.video, st.kl_m, st.kl_v, st.recon, dist,
+                    st.seconds > 0 ? (double)st.samples / st.seconds : 0.0, r, ndcg, res->val_recall,
                     (long long)res->best_epoch, improved ? " *" : "", eta);
             fflush(opt->log);
         }
@@ -292,34 +450,22 @@ static int run_phase(const phase_def *ph, debcm_net *net, const train_data *td, 
         goto done;
     rc = 0;
 done:
+    if (ph)
+        res->steps = ph->steps;
     res->seconds = train_now() - t0;
     net_free(&best);
-    model_workspace_free(&ws);
-    free(perm);
-    free(hx_v);
-    free(hx_m);
-    free(hpr);
+    train_phase_end(ph);
     return rc;
 }
 
 int train_teacher(debcm_net *net, const train_data *td, const model_config *cfg, const train_phase_opts *opt,
                   train_phase_result *res)
 {
-    const debcm_dataset *ds = td->ds;
-    phase_def ph = {0, "teacher", ds->pgc_train.n, ds->pgc_train.video, ds->pgc_train.music, NULL,
-                    ds->pgc_video.data, td->pgc_music, NULL, SHUFFLE_STREAM_TEACHER};
-    if (net->student)
-        return debcm_fail("train_teacher: the network is a student");
-    return run_phase(&ph, net, td, cfg, opt, res);
+    return run_phase(0, net, NULL, td, cfg, opt, res);
 }
 
 int train_student(debcm_net *net, const debcm_net *teacher, const train_data *td, const model_config *cfg,
                   const train_phase_opts *opt, train_phase_result *res)
 {
-    const debcm_dataset *ds = td->ds;
-    phase_def ph = {1, "student", ds->train.n, ds->train.video, ds->train.music, ds->train.prior,
-                    ds->ugc_video.data, td->ugc_music, teacher, SHUFFLE_STREAM_STUDENT};
-    if (!net->student || !teacher || teacher->student)
-        return debcm_fail("train_student: needs a student network and a teacher network");
-    return run_phase(&ph, net, td, cfg, opt, res);
+    return run_phase(1, net, teacher, td, cfg, opt, res);
 }

@@ -54,7 +54,31 @@ typedef struct {
     const char *ckpt_path;      /* where the best epoch goes; NULL: nowhere */
     const checkpoint_meta *meta; /* extra checkpoint metadata (variants) */
     int n_meta;
+    int teacher_recompute;      /* student: 1 runs the frozen teacher's encoders every step; 0 (default) computes
+                                   its eval-mode posteriors of every training row once per phase (the same
+                                   values: no dropout, no noise, frozen weights) and gathers them per batch */
 } train_phase_opts;
+
+/* ---- one phase, epoch by epoch (the trainer below, and bench/bench_epoch) ------------------------------------ */
+
+typedef struct train_phase train_phase;
+
+typedef struct {
+    double loss, music, video, kl_m, kl_v, recon, distill_m, distill_v; /* means over the epoch's batches */
+    int64_t batches, samples, skipped; /* skipped: one-row batches */
+    double seconds;
+} train_epoch_stats;
+
+/* Prepare a phase: student = 0 trains net (a teacher) on data_pgc train pairs, 1 trains net (a student) on
+ * data_matching train rows with the frozen teacher. Allocates the staging, the workspace and (student, unless
+ * opt->teacher_recompute) the teacher's posterior cache, whose build time goes to *cache_seconds (may be NULL).
+ * *out = NULL and −1 with a message on failure. */
+int train_phase_begin(train_phase **out, int student, debcm_net *net, const debcm_net *teacher,
+                      const train_data *td, const model_config *cfg, const train_phase_opts *opt,
+                      double *cache_seconds);
+/* One epoch (1-based): its shuffle, then every step with Adam. No validation. */
+int train_phase_epoch(train_phase *ph, int64_t epoch, train_epoch_stats *st);
+void train_phase_end(train_phase *ph);
 
 /* Train the teacher (SPEC §3) on data_pgc train pairs from net's current (initialised) parameters. On return net
  * holds the BEST epoch's model. cfg->epochs may be 0. */

@@ -18,9 +18,10 @@
             return -1;                                                                                         \
     } while (0)
 
-/* mu (eval mode) of rows [0, n) of the host matrix x [*, D] into dst [n, L]; n ≤ B_max */
-static int embed_chunk(const debcm_net *net, model_workspace *ws, int modality, float *dst, const float *x,
-                       int64_t n)
+/* mu (eval mode) of rows [0, n) of the host matrix x [*, D] into dst [n, L]; n ≤ B_max. dst_lv ≠ NULL: also the
+ * logvar head into dst_lv [n, L] (backend memory) */
+static int encode_chunk(const debcm_net *net, model_workspace *ws, int modality, float *dst, float *dst_lv,
+                        const float *x, int64_t n)
 {
     const debcm_ops *o = net->ops;
     int64_t L = net->dims.L, D = modality == MODEL_MUSIC ? net->dims.D_m : net->dims.D_v;
@@ -32,6 +33,32 @@ static int embed_chunk(const debcm_net *net, model_workspace *ws, int modality, 
     TRY(o->bn_forward_eval(w->bn, xin, p->bn_w, p->bn_b, s->mean, s->var, n, D));
     TRY(o->linear_forward(w->pre_mu, w->bn, p->mu_w, p->mu_b, n, D, L));
     TRY(o->l2norm_forward(dst, w->n_mu, w->pre_mu, n, L)); /* mu = normalize(W_mu BN(x) + b_mu) */
+    if (dst_lv) {
+        TRY(o->linear_forward(w->pre_lv, w->bn, p->lv_w, p->lv_b, n, D, L));
+        TRY(o->l2norm_forward(dst_lv, w->n_lv, w->pre_lv, n, L));
+    }
+    return 0;
+}
+
+static int embed_chunk(const debcm_net *net, model_workspace *ws, int modality, float *dst, const float *x,
+                       int64_t n)
+{
+    return encode_chunk(net, ws, modality, dst, NULL, x, n);
+}
+
+int model_posteriors(const debcm_net *net, model_workspace *ws, int modality, float *mu, float *lv, const float *x,
+                     int64_t N)
+{
+    const debcm_ops *o = net->ops;
+    int64_t L = net->dims.L, D = modality == MODEL_MUSIC ? net->dims.D_m : net->dims.D_v;
+    enc_ws *w = modality == MODEL_MUSIC ? &ws->tm : &ws->tv;
+    for (int64_t r = 0; r < N; r += ws->B_max) {
+        int64_t n = N - r < ws->B_max ? N - r : ws->B_max;
+        if (encode_chunk(net, ws, modality, w->mu, w->lv, x + r * D, n) ||
+            o->download(mu + r * L, w->mu, (size_t)(n * L) * sizeof *mu) ||
+            o->download(lv + r * L, w->lv, (size_t)(n * L) * sizeof *lv))
+            return debcm_error_prefix("model_posteriors (rows %lld..%lld)", (long long)r, (long long)(r + n));
+    }
     return 0;
 }
 

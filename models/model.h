@@ -157,12 +157,21 @@ typedef struct {
 int model_workspace_create(model_workspace *ws, const debcm_ops *ops, const model_dims *dims, int64_t B_max);
 void model_workspace_free(model_workspace *ws);
 
-/* A batch: features in backend memory. x_m = [vggish ‖ smile]. prior: the rows' user_prior (student only). */
+/* The frozen teacher's eval-mode posteriors of a batch's rows (backend memory, [B, L] each). They depend on the
+ * row alone (no dropout, no noise, frozen weights), so a trainer can compute them once per run
+ * (model_posteriors) and gather them per batch instead of running the teacher's encoders every step. */
+typedef struct {
+    const float *mu_m, *lv_m, *mu_v, *lv_v;
+} model_teacher_post;
+
+/* A batch: features in backend memory. x_m = [vggish ‖ smile]. prior: the rows' user_prior (student only).
+ * teacher_post: the teacher's posteriors of these rows (student only; NULL: the step computes them). */
 typedef struct {
     const float *x_v;   /* [B, D_v] */
     const float *x_m;   /* [B, D_m] */
     const float *prior; /* [B, G] */
     int64_t B;
+    const model_teacher_post *teacher_post;
 } model_batch;
 
 /* Recorded random draws (backend memory) for replaying a fixture: all six or none. */
@@ -201,6 +210,11 @@ enum { MODEL_MUSIC = 0, MODEL_VIDEO = 1 };
 /* mu of the encoder of `modality` (eval mode: running statistics, no dropout, no noise) for the N rows of the
  * HOST matrix x [N, D]; out [N, L] backend memory. */
 int model_embed(const debcm_net *net, model_workspace *ws, int modality, float *out, const float *x, int64_t N);
+
+/* The eval-mode posteriors (mu and logvar) of `modality`'s encoder for the N rows of the HOST matrix x [N, D],
+ * into the HOST matrices mu and lv [N, L]. Used for the frozen teacher's posterior cache. */
+int model_posteriors(const debcm_net *net, model_workspace *ws, int modality, float *mu, float *lv, const float *x,
+                     int64_t N);
 
 /* The student's music embedding e_m = W_c [c̄ ; mu_m] + b_c with c̄ = Σ_g prior_mean_g · Cemb_g (SPEC §4);
  * x host [N, D_m], prior_mean host [G], out backend [N, L]. */

@@ -2,7 +2,8 @@
  *
  * The forward composes the ops of engine/ops.h in the order of the published model: encoders (BN → dropout →
  * linear → normalize, §2), reparameterisation, the student's confounder layer, the cross decoders, the MSE, KL,
- * matching and (student) distillation terms against the frozen teacher in eval mode. The backward walks it back;
+ * matching and (student) distillation terms against the frozen teacher in eval mode (its posteriors computed here,
+ * or given with the batch when the trainer caches them). The backward walks it back;
  * every op's backward accumulates, so the gradient arena and the workspace's gradient part are zeroed once per
  * step and a tensor with several consumers (z_v feeds R_m and the matching term) simply receives each share. The
  * per-batch activations come from model_workspace, carved from one allocation sized for the largest batch. */
@@ -282,11 +283,18 @@ int model_train_step(debcm_net *net, model_workspace *ws, const model_config *cf
     TRY(o->kl_forward(sc + 3, ws->ev.mu, ws->ev.lv, B, L));
     match_cfg mc = cfg->match;
     TRY(o->match_forward(sc + 4, sc + 5, ws->S, ws->sel_m, ws->sel_v, zm_match, ws->z_v, &mc, B, L));
-    if (student) { /* the frozen teacher in eval mode: running statistics, no dropout, no noise (SPEC §4) */
+    model_teacher_post tp = {ws->tm.mu, ws->tm.lv, ws->tv.mu, ws->tv.lv};
+    if (student && batch->teacher_post) { /* computed once per run by the caller */
+        tp = *batch->teacher_post;
+        if (!tp.mu_m || !tp.lv_m || !tp.mu_v || !tp.lv_v)
+            return debcm_fail("model_train_step: teacher posteriors given without all four tensors");
+    } else if (student) { /* the frozen teacher in eval mode: running statistics, no dropout, no noise (SPEC §4) */
         TRY(encoder_forward(o, &ws->tm, &teacher->p.m_enc, &teacher->s.m_enc, batch->x_m, NULL, 0, pd, B, Dm, L));
         TRY(encoder_forward(o, &ws->tv, &teacher->p.v_enc, &teacher->s.v_enc, batch->x_v, NULL, 0, pd, B, Dv, L));
-        TRY(o->distill_forward(sc + 6, ws->em.mu, ws->em.lv, ws->tm.mu, ws->tm.lv, cfg->distill, B, L));
-        TRY(o->distill_forward(sc + 7, ws->ev.mu, ws->ev.lv, ws->tv.mu, ws->tv.lv, cfg->distill, B, L));
+    }
+    if (student) {
+        TRY(o->distill_forward(sc + 6, ws->em.mu, ws->em.lv, tp.mu_m, tp.lv_m, cfg->distill, B, L));
+        TRY(o->distill_forward(sc + 7, ws->ev.mu, ws->ev.lv, tp.mu_v, tp.lv_v, cfg->distill, B, L));
     }
     float h[8];
     TRY(o->download(h, sc, sizeof h));
@@ -322,9 +330,9 @@ int model_train_step(debcm_net *net, model_workspace *ws, const model_config *cf
     TRY(o->kl_backward(ws->em.dmu, ws->em.dlv, 1.0f, ws->em.mu, ws->em.lv, B, L));
     TRY(o->kl_backward(ws->ev.dmu, ws->ev.dlv, 1.0f, ws->ev.mu, ws->ev.lv, B, L));
     if (student) { /* only the student side gets gradients; the teacher is frozen */
-        TRY(o->distill_backward(ws->em.dmu, ws->em.dlv, cfg->alpha, ws->em.mu, ws->em.lv, ws->tm.mu, ws->tm.lv,
+        TRY(o->distill_backward(ws->em.dmu, ws->em.dlv, cfg->alpha, ws->em.mu, ws->em.lv, tp.mu_m, tp.lv_m,
                                 cfg->distill, B, L));
-        TRY(o->distill_backward(ws->ev.dmu, ws->ev.dlv, cfg->alpha, ws->ev.mu, ws->ev.lv, ws->tv.mu, ws->tv.lv,
+        TRY(o->distill_backward(ws->ev.dmu, ws->ev.dlv, cfg->alpha, ws->ev.mu, ws->ev.lv, tp.mu_v, tp.lv_v,
                                 cfg->distill, B, L));
     }
     TRY(encoder_backward(o, &ws->em, &p->m_enc, &g->m_enc, mk_em, pd, B, Dm, L));

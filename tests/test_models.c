@@ -659,8 +659,10 @@ static void set_threads(int n)
 }
 
 /* two Philox steps + Adam of the student from student/init (with its teacher), k = 40 capped at B − 1; losses and
- * final parameters */
-static void philox_run(const char *fx, uint64_t seed, double losses[2], float *params_out, int64_t B)
+ * final parameters. teacher_cache: the teacher's posteriors computed beforehand by model_posteriors (as the
+ * trainer's cache does) and passed with the batch, instead of the step running the teacher's encoders */
+static void philox_run(const char *fx, uint64_t seed, double losses[2], float *params_out, int64_t B,
+                       int teacher_cache)
 {
     fx_dims fd;
     if (read_dims(fx, &fd, "student"))
@@ -678,7 +680,22 @@ static void philox_run(const char *fx, uint64_t seed, double losses[2], float *p
     float *pr = load_f32(fx, "student", "user_prior", -1, NULL);
     if (xm && xv && pr) {
         model_batch b = {dev_copy(xv, (size_t)(B * fd.dims.D_v) * 4), dev_copy(xm, (size_t)(B * fd.dims.D_m) * 4),
-                         dev_copy(pr, (size_t)(B * fd.dims.G) * 4), B};
+                         dev_copy(pr, (size_t)(B * fd.dims.G) * 4), B, NULL};
+        const int64_t L = fd.dims.L;
+        float *post = calloc((size_t)(4 * B * L), sizeof *post); /* host: mu_m, lv_m, mu_v, lv_v */
+        float *dpost = ops->alloc((size_t)(4 * B * L) * sizeof *dpost);
+        model_teacher_post tp = {dpost, dpost + B * L, dpost + 2 * B * L, dpost + 3 * B * L};
+        if (!post || !dpost)
+            abort();
+        if (teacher_cache) { /* in two chunks of rows, as the trainer's cache is built apart from the batches */
+            int64_t h = B / 2;
+            OK(model_posteriors(&teacher, &ws, MODEL_MUSIC, post, post + B * L, xm, h));
+            OK(model_posteriors(&teacher, &ws, MODEL_MUSIC, post + h * L, post + B * L + h * L,
+                                xm + h * fd.dims.D_m, B - h));
+            OK(model_posteriors(&teacher, &ws, MODEL_VIDEO, post + 2 * B * L, post + 3 * B * L, xv, B));
+            OK(ops->upload(dpost, post, (size_t)(4 * B * L) * sizeof *post));
+            b.teacher_post = &tp;
+        }
         for (int s = 0; s < 2; s++) {
             model_losses l;
             OK(model_train_step(&net, &ws, &cfg, &teacher, &b, NULL, seed, (uint64_t)s, &l));
@@ -696,6 +713,8 @@ static void philox_run(const char *fx, uint64_t seed, double losses[2], float *p
         ops->free((void *)b.x_v);
         ops->free((void *)b.x_m);
         ops->free((void *)b.prior);
+        ops->free(dpost);
+        free(post);
     }
     free(xm); free(xv); free(pr);
     model_workspace_free(&ws);
@@ -714,16 +733,26 @@ static void test_philox(const char *fx)
     int64_t n = probe.n_params;
     net_free(&probe);
     float *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b), *c = calloc((size_t)n, sizeof *c);
-    float *d = calloc((size_t)n, sizeof *d);
-    double la[2] = {0}, lb[2] = {0}, lc[2] = {0}, ld[2] = {0};
-    if (!a || !b || !c || !d)
+    float *d = calloc((size_t)n, sizeof *d), *e = calloc((size_t)n, sizeof *e);
+    double la[2] = {0}, lb[2] = {0}, lc[2] = {0}, ld[2] = {0}, le[2] = {0};
+    if (!a || !b || !c || !d || !e)
         abort();
     set_threads(1);
-    philox_run(fx, 1234, la, a, 12);
-    philox_run(fx, 1234, lb, b, 12);
+    philox_run(fx, 1234, la, a, 12, 0);
+    philox_run(fx, 1234, lb, b, 12, 0);
     set_threads(2);
-    philox_run(fx, 1234, lc, c, 12);
-    philox_run(fx, 99, ld, d, 12);
+    philox_run(fx, 1234, lc, c, 12, 0);
+    philox_run(fx, 99, ld, d, 12, 0);
+    philox_run(fx, 1234, le, e, 12, 1);
+    /* the teacher's posteriors computed beforehand are the ones the step computes: the same run */
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)e[i] - a[i]));
+    printf("  teacher cache  losses %.9g %.9g; max |param difference| %.3g\n", le[0], le[1], worst);
+    CHECK_MSG(fabs(le[0] - la[0]) <= 1e-6 * fabs(la[0]) && fabs(le[1] - la[1]) <= 1e-6 * fabs(la[1]) &&
+                  worst <= 1e-6,
+              "the cached teacher posteriors changed the run: losses %.9g %.9g vs %.9g %.9g", le[0], le[1], la[0],
+              la[1]);
     printf("  philox         losses seed 1234: %.9g %.9g (again %.9g %.9g; 2 threads %.9g %.9g); seed 99: %.9g\n",
            la[0], la[1], lb[0], lb[1], lc[0], lc[1], ld[0]);
     CHECK_MSG(la[0] == lb[0] && la[1] == lb[1] && !memcmp(a, b, (size_t)n * sizeof *a),
@@ -731,7 +760,7 @@ static void test_philox(const char *fx)
     CHECK_MSG(la[0] == lc[0] && la[1] == lc[1] && !memcmp(a, c, (size_t)n * sizeof *a),
               "1 and 2 threads gave different results");
     CHECK_MSG(la[0] != ld[0], "another seed gave the same loss");
-    free(a); free(b); free(c); free(d);
+    free(a); free(b); free(c); free(d); free(e);
 }
 
 /* ---- 5. the table and initialisation -------------------------------------------------------------------------- */

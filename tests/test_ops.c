@@ -383,6 +383,15 @@ static void test_dropout(void)
     d2.counter = d1.counter + 12345;
     OK(ops->dropout_mask(m3, d2, p, 1000));
     CHECK(!memcmp(m3, m1 + 12345, 1000));
+    /* short draws at every alignment to the 4-lane Philox block (the head and tail lanes of a block) */
+    for (int64_t off = 0; off < 9; off++)
+        for (int64_t len = 1; len < 11; len++) {
+            memset(m3, 0xAA, 16);
+            d2.counter = d1.counter + (uint64_t)off;
+            OK(ops->dropout_mask(m3, d2, p, len));
+            CHECK_MSG(!memcmp(m3, m1 + off, (size_t)len) && m3[len] == 0xAA, "mask at offset %lld, length %lld",
+                      (long long)off, (long long)len);
+        }
     free(m1); free(m2); free(m3);
     free(x); free(r); free(y); free(dx); free(mask); free(yr); free(c.x); free(c.r);
 }
@@ -494,6 +503,21 @@ static void test_reparam(void)
     OK(ops->normal_draw(e1, d, big));
     OK(ops->normal_draw(e2, d, big));
     CHECK(!memcmp(e1, e2, (size_t)big * sizeof *e1));
+    int64_t same_as_formula = 0;
+    for (int64_t i = 0; i < big; i++)
+        same_as_formula += e1[i] == rng_normal(7, 3, (uint64_t)i);
+    CHECK(same_as_formula == big);
+    /* short draws at both alignments to the 2-normal Philox block, and a guard after them */
+    for (int64_t off = 0; off < 5; off++)
+        for (int64_t len = 1; len < 7; len++) {
+            float g[8];
+            for (int i = 0; i < 8; i++)
+                g[i] = -7.0f;
+            debcm_draw d2 = {7, 3, (uint64_t)off};
+            OK(ops->normal_draw(g, d2, len));
+            CHECK_MSG(!memcmp(g, e1 + off, (size_t)len * sizeof *g) && g[len] == -7.0f,
+                      "normals at offset %lld, length %lld", (long long)off, (long long)len);
+        }
     double s = 0.0, q = 0.0;
     for (int64_t i = 0; i < big; i++) {
         s += e1[i];
@@ -652,6 +676,19 @@ typedef struct {
 } match_ctx;
 
 /* music and video of SPEC §3 / §6 in double */
+/* the indices of row[0..k) in increasing order */
+static void sorted_indices(int32_t *out, const vi_pair *row, int64_t k)
+{
+    for (int64_t t = 0; t < k; t++) {
+        int64_t p = t;
+        while (p > 0 && out[p - 1] > row[t].i) {
+            out[p] = out[p - 1];
+            p--;
+        }
+        out[p] = row[t].i;
+    }
+}
+
 static void ref_match(double *music, double *video, match_ctx *c)
 {
     int64_t B = c->B, L = c->L, k = match_k_eff(c->cfg.k, B);
@@ -686,12 +723,11 @@ static void ref_match(double *music, double *video, match_ctx *c)
                 n++;
             }
             qsort(row, (size_t)n, sizeof *row, vi_cmp);
-            for (int64_t t = 0; t < k; t++) {
+            for (int64_t t = 0; t < k; t++)
                 sums[dir] += row[t].v;
-                int32_t *sel = dir == 0 ? c->sel_m : c->sel_v;
-                if (sel)
-                    sel[a * k + t] = row[t].i;
-            }
+            int32_t *sel = dir == 0 ? c->sel_m : c->sel_v;
+            if (sel) /* the op lists its selection in increasing index */
+                sorted_indices(sel + a * k, row, k);
         }
     double denom = c->cfg.variant == MATCH_SOFTMAX ? (double)B : (double)(B * k);
     *music = sums[0] / denom;
@@ -783,15 +819,41 @@ static void test_match(match_variant variant, int64_t B, int64_t L, int64_t k)
 /* The tie rule on hand-made scores: L = 1, zm = 1, so S_ij = zv_j. */
 static void test_topk_ties(void)
 {
-    /* topk_insert itself: values by increasing index */
+    /* topk_select itself: the larger value first, then the lower index; listed by increasing index */
     static const float v[] = {0.5f, 2.0f, 0.5f, 2.0f, 1.0f, 0.5f};
-    float val[4];
-    int32_t idx[4], cnt = 0;
-    for (int32_t j = 0; j < 6; j++)
-        topk_insert(val, idx, &cnt, 4, v[j], j);
-    CHECK(cnt == 4);
-    CHECK(idx[0] == 1 && idx[1] == 3 && idx[2] == 4 && idx[3] == 0); /* larger first, then lower index */
-    CHECK(val[0] == 2.0f && val[3] == 0.5f);
+    int32_t idx[6];
+    uint32_t key[12];
+    CHECK(topk_select(idx, key, v, 6, 4, -1) == 4);
+    CHECK(idx[0] == 0 && idx[1] == 1 && idx[2] == 3 && idx[3] == 4); /* {1, 3, 4} then 0 of the three 0.5s */
+    CHECK(topk_select(idx, key, v, 6, 4, 1) == 4 && idx[0] == 0 && idx[1] == 2 && idx[2] == 3 && idx[3] == 4);
+    CHECK(topk_select(idx, key, v, 6, 9, 2) == 5); /* k above the candidates: all but the skipped one */
+    static const float z[] = {-0.0f, 0.0f, -0.0f, 1.0f}; /* −0 and +0 are one value: ties by index */
+    CHECK(topk_select(idx, key, z, 4, 2, -1) == 2 && idx[0] == 0 && idx[1] == 3);
+    /* against a plain reference (a stable sort by value, largest first, of the row; the first k indices sorted)
+     * on rows full of ties and of both signs, for every k and every skipped index */
+    enum { NR = 37 };
+    int bad = 0;
+    vi_pair ref[NR];
+    for (int trial = 0; trial < 100; trial++) {
+        float row[NR];
+        int32_t ri[NR], hi[NR];
+        uint32_t keys[2 * NR];
+        for (int32_t j = 0; j < NR; j++)
+            row[j] = (float)(int)urand(-3.0f, 3.0f) * (trial % 2 ? 1.0f : 1e-30f); /* few distinct values */
+        for (int32_t skip = -1; skip < NR; skip += 5)
+            for (int32_t k = 1; k <= NR; k++) {
+                int64_t n = 0;
+                for (int32_t j = 0; j < NR; j++)
+                    if (j != skip)
+                        ref[n++] = (vi_pair){row[j], j};
+                qsort(ref, (size_t)n, sizeof *ref, vi_cmp);
+                int64_t kk = k < n ? k : n;
+                sorted_indices(ri, ref, kk);
+                int32_t c = topk_select(hi, keys, row, NR, k, skip);
+                bad += c != kk || memcmp(hi, ri, (size_t)kk * sizeof *hi);
+            }
+    }
+    CHECK_MSG(bad == 0, "%d top-k selections differ from the stable-sort reference", bad);
 
     /* through the op: zv = [0, 0, 0, −1, −1]: music row 0 has A_0j = zv_0 − zv_j − m = −m, −m, 1−m, 1−m,
      * clamped to 0, 0, 0.95, 0.95; with k = 3 it picks j = 3, 4 (tie: lower index first), then j = 1 */
@@ -800,7 +862,7 @@ static void test_topk_ties(void)
     int32_t sm[20], sv[20];
     match_cfg cfg = {MATCH_PUBLISHED, 0.05f, 1.0f, 3};
     OK(ops->match_forward(&music, &video, S, sm, sv, zm, zv, &cfg, B, 1));
-    CHECK(sm[0] == 3 && sm[1] == 4 && sm[2] == 1);
+    CHECK(sm[0] == 1 && sm[1] == 3 && sm[2] == 4); /* listed by index */
     /* row 3: A_3j = −1 − zv_j − m: all negative → all 0, picked by index: 0, 1, 2 */
     CHECK(sm[9] == 0 && sm[10] == 1 && sm[11] == 2);
     /* the gradient of a tie at 0 that is clamped does not flow; the zero-valued picks carry none */
