@@ -710,8 +710,9 @@ static int cmd_train_main(run_opts *o)
     printf("  student: %lld rows train / %lld val / %lld test, %lld musics, %lld epochs, lr %g\n",
            (long long)ds.train.n, (long long)ds.val.n, (long long)ds.test.n, (long long)ds.ugc_vggish.rows,
            (long long)o->scfg.epochs, o->scfg.lr);
-    printf("  batch %lld, weight decay %g, dropout %g, seed %llu, backend %s, out %s\n", (long long)o->scfg.batch,
-           o->scfg.weight_decay, o->scfg.dropout, (unsigned long long)o->seed, ops->name, o->out);
+    printf("  batch %lld, weight decay %g, dropout %g, seed %llu, backend %s, teacher cache %s, out %s\n",
+           (long long)o->scfg.batch, o->scfg.weight_decay, o->scfg.dropout, (unsigned long long)o->seed, ops->name,
+           o->teacher_recompute ? "off" : "on", o->out);
     fflush(stdout);
 
     if (do_teacher) {

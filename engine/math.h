@@ -211,21 +211,26 @@ DEBCM_HD int32_t topk_select(int32_t *idx, uint32_t *scratch, const float *v, in
     if (k <= 0)
         return 0;
     uint32_t *key = scratch, *cand = scratch + n;
-    int32_t m = 0;
-    for (int32_t j = 0; j < n; j++) {
+    int32_t hist[4][256];
+    for (int c = 0; c < 4; c++)
+        for (int b = 0; b < 256; b++)
+            hist[c][b] = 0;
+    for (int32_t j = 0; j < n; j++) { /* the keys and the first pass's histogram (top byte) in one sweep */
         key[j] = topk_key(v[j]);
-        cand[m] = (uint32_t)j;
-        m += j != skip;
+        hist[j & 3][key[j] >> 24]++;
     }
+    if (skip >= 0 && skip < n)
+        hist[skip & 3][key[skip] >> 24]--;
     uint32_t prefix = 0;
-    int32_t need = k; /* how many are still to take among the candidates (the keys that share the prefix) */
+    int32_t need = k, m = 0; /* need: how many are still to take among the candidates (keys sharing the prefix) */
     for (int shift = 24; shift >= 0; shift -= 8) {
-        int32_t hist[4][256];
-        for (int c = 0; c < 4; c++)
-            for (int b = 0; b < 256; b++)
-                hist[c][b] = 0;
-        for (int32_t t = 0; t < m; t++)
-            hist[t & 3][(key[cand[t]] >> shift) & 255u]++;
+        if (shift < 24) { /* later passes: only the candidates */
+            for (int c = 0; c < 4; c++)
+                for (int b = 0; b < 256; b++)
+                    hist[c][b] = 0;
+            for (int32_t t = 0; t < m; t++)
+                hist[t & 3][(key[cand[t]] >> shift) & 255u]++;
+        }
         int b = 255, in_b;
         for (;;) { /* whole bins above the k-th key: all taken */
             in_b = hist[0][b] + hist[1][b] + hist[2][b] + hist[3][b];
@@ -236,18 +241,30 @@ DEBCM_HD int32_t topk_select(int32_t *idx, uint32_t *scratch, const float *v, in
         }
         prefix |= (uint32_t)b << shift;
         int32_t m2 = 0; /* keep the candidates in bin b (in place: m2 never passes t) */
-        for (int32_t t = 0; t < m; t++) {
-            cand[m2] = cand[t];
-            m2 += ((key[cand[t]] >> shift) & 255u) == (uint32_t)b;
-        }
+        if (shift == 24)
+            for (int32_t j = 0; j < n; j++) {
+                cand[m2] = (uint32_t)j;
+                m2 += ((key[j] >> 24) == (uint32_t)b) & (j != skip);
+            }
+        else
+            for (int32_t t = 0; t < m; t++) {
+                cand[m2] = cand[t];
+                m2 += ((key[cand[t]] >> shift) & 255u) == (uint32_t)b;
+            }
         m = m2;
     }
-    int32_t c = 0; /* prefix is now the k-th largest key T; `need` of the keys equal to T are taken */
+    int32_t c = 0; /* prefix is now the k-th largest key T; `need` of the m keys equal to T are taken */
+    if (need == m) { /* no tie cut at T (the usual case): every key ≥ T, no chain through `need` */
+        for (int32_t j = 0; j < n; j++)
+            if ((key[j] >= prefix) & (j != skip)) /* rare (k of n): predictable */
+                idx[c++] = j;
+        return c;
+    }
     for (int32_t j = 0; j < n; j++) {
         int eq = key[j] == prefix;
         int take = (j != skip) & ((key[j] > prefix) | (eq & (need > 0)));
         need -= eq & take;
-        if (take) /* rare (k of n): predictable */
+        if (take)
             idx[c++] = j;
     }
     return c;

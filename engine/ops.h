@@ -135,8 +135,9 @@ typedef struct debcm_ops {
      *      the diagonal), then the two terms `music` (over the rows of S) and `video` (over its columns), each
      *      one float, returned separately for logging. With k' = match_k_eff(k, B), sel_m [B,k'] receives for
      *      music row i the columns j of its selected negatives and sel_v [B,k'] for video column j the rows i,
-     *      in top-k order (larger value first, ties to the lower index); the gradient flows to the selected
-     *      entries only, as torch.topk's. sel_m/sel_v may be NULL for MATCH_SOFTMAX. B ≥ 2.
+     *      listed in increasing index (the k largest values, ties to the lower index: math.h's topk_select);
+     *      the gradient flows to the selected entries only, as torch.topk's. sel_m/sel_v may be NULL for
+     *      MATCH_SOFTMAX. B ≥ 2.
      *      Backward: dS [B,B] is scratch (overwritten); dzm += dS·Zv, dzv += dSᵀ·Zm, where dmusic, dvideo are
      *      the upstream factors of the two terms (published: −factor and −1). ---- */
     int (*match_forward)(float *music, float *video, float *S, int32_t *sel_m, int32_t *sel_v, const float *zm,

@@ -862,7 +862,7 @@ int npy_write(const char *path, npy_type type, int ndim, const int64_t *shape, c
                           path, npy_type_name(type));
     if (o.version < 0 || o.version > 3)
         return debcm_fail("%s: unknown .npy format version %d; expected 0 (auto), 1, 2 or 3", path, o.version);
-    int64_t count;
+    int64_t count = 0;
     if (check_write_shape(path, ndim, shape, &count))
         return -1;
     if (!data && count > 0)

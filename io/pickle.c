@@ -405,7 +405,7 @@ static int host_big_endian(void)
 /* Read a length-prefixed payload: a lenbytes little-endian length, then that many bytes (checked first). */
 static int take_sized(vm *m, int lenbytes, const uint8_t **p, size_t *n)
 {
-    const uint8_t *q;
+    const uint8_t *q = NULL;
     if (take(m, (size_t)lenbytes, &q))
         return -1;
     uint64_t len = le_u(q, lenbytes);
@@ -1260,8 +1260,8 @@ static int run(vm *m, node **result)
             break;
         }
         case 'c': /* GLOBAL */ {
-            const uint8_t *mod, *name;
-            size_t mod_n, name_n;
+            const uint8_t *mod = NULL, *name = NULL;
+            size_t mod_n = 0, name_n = 0;
             if (take_line(m, &mod, &mod_n, "module") || take_line(m, &name, &name_n, "attribute") ||
                 resolve_global(m, mod, mod_n, name, name_n))
                 return -1;

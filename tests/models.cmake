@@ -7,3 +7,6 @@ target_link_libraries(test_models PRIVATE PkgConfig::JANSSON)
 # so the default suite never needs ../shared.
 add_test(NAME test_models_paper_dims COMMAND test_models --paper-dims ${DEBCM_SHARED_DIR}/fixtures/paper_dims)
 set_tests_properties(test_models_paper_dims PROPERTIES SKIP_RETURN_CODE 77)
+# The whole teacher and student losses (every matching and distillation variant) against a float64 reference
+# written in the test: the loss and every gradient entry by central finite differences (tiny dims, no data files).
+debcm_c_test(test_loss_fd test_loss_fd.c)

@@ -389,7 +389,7 @@ static void test_built(void)
     bytes a = npy_image(10, 1.0f), b = npy_image(300, -2.0f);
     zmember m[3];
     bytes zip;
-    int count;
+    int count = 0;
 
     /* good archives: stored + deflated; ZIP64 everywhere; descriptors; a comment */
     for (int variant = 0; variant < 5; variant++) {

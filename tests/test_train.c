@@ -180,6 +180,8 @@ static void test_run(const char *tiny)
         CHECK_CONTAINS(out, "NDCG@25");
         CHECK_CONTAINS(out, "ETA");
         CHECK_CONTAINS(out, "   K   Recall@K   NDCG@K");
+        CHECK_CONTAINS(out, "teacher cache on");
+        CHECK_CONTAINS(out, "the frozen teacher's posteriors of");
     }
     free(out);
     snprintf(p, sizeof p, "%s/teacher.safetensors", a);
@@ -188,8 +190,15 @@ static void test_run(const char *tiny)
     CHECK(exists(p));
     snprintf(p, sizeof p, "%s/report.json", a);
     json_t *ra = load_json(p);
-    /* the same seed again, with another thread count: the ops split outputs, never reductions */
-    CHECK(sh("run '%s' %s --threads 3 --out '%s'", tiny, opts, wpath(b, "run-b")) == 0);
+    /* the same seed again, with another thread count (the ops split outputs, never reductions) and the frozen
+     * teacher run every step instead of its cached posteriors (the same values) */
+    CHECK(sh("run '%s' %s --threads 3 --teacher-cache off --out '%s'", tiny, opts, wpath(b, "run-b")) == 0);
+    char *out_b = slurp(out_txt);
+    if (out_b) {
+        CHECK_CONTAINS(out_b, "teacher cache off");
+        CHECK(!strstr(out_b, "posteriors of"));
+    }
+    free(out_b);
     snprintf(p, sizeof p, "%s/report.json", b);
     json_t *rb = load_json(p);
     if (!ra || !rb)
@@ -290,6 +299,7 @@ static void test_usage(const char *tiny)
     U(2, "--matching expects published, hinge or softmax", "run '%s' --matching fancy --out '%s'", tiny, o);
     U(2, "--distill expects published or kl", "run '%s' --distill js --out '%s'", tiny, o);
     U(2, "--device expects cpu or cuda", "run '%s' --device tpu --out '%s'", tiny, o);
+    U(2, "--teacher-cache expects on or off", "run '%s' --teacher-cache maybe --out '%s'", tiny, o);
     U(2, "--dropout expects a probability", "run '%s' --dropout 1 --out '%s'", tiny, o);
     U(2, "--lr-teacher expects a number", "run '%s' --lr-teacher 0 --out '%s'", tiny, o);
     U(2, "--lr-student expects a number", "run '%s' --lr-student nan --out '%s'", tiny, o);
