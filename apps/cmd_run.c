@@ -29,6 +29,9 @@
 #include "io/atomic_file.h"
 #include "io/dataset.h"
 #include "models/checkpoint.h"
+#ifdef DEBCM_WITH_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 void openblas_set_num_threads(int n); /* OpenBLAS's own; not in every cblas.h */
 
@@ -38,7 +41,7 @@ static const char *const cmd_names[] = {"run", "train-teacher", "train-student",
 enum {
     OPT_PGC = 256, OPT_DATA, OPT_OUT, OPT_TEACHER, OPT_MODEL, OPT_EPOCHS, OPT_TEPOCHS, OPT_SEPOCHS, OPT_BATCH,
     OPT_SEED, OPT_THREADS, OPT_DEVICE, OPT_LRT, OPT_LRS, OPT_WD, OPT_LATENT, OPT_DROPOUT, OPT_MARGIN, OPT_K,
-    OPT_ALPHA, OPT_MATCHING, OPT_TEMP, OPT_DISTILL, OPT_TCACHE, OPT_JSON, OPT_HELP, OPT_END
+    OPT_ALPHA, OPT_MATCHING, OPT_TEMP, OPT_DISTILL, OPT_TCACHE, OPT_TF32, OPT_JSON, OPT_HELP, OPT_END
 };
 
 typedef struct {
@@ -48,6 +51,7 @@ typedef struct {
     uint64_t seed;
     int threads, json;
     int teacher_recompute; /* --teacher-cache off */
+    int device_cuda, tf32;  /* --device cuda, --tf32 */
     char out_buf[64];
 } run_opts;
 
@@ -73,7 +77,8 @@ static void usage(FILE *out, int cmd)
                 "  --pgc DIR           data_pgc/\n"
                 "  --json              print one JSON object instead of tables\n"
                 "  --threads N         CPU threads (OpenMP and OpenBLAS)\n"
-                "  --device cpu|cuda   the backend (cpu; cuda comes with issue 4)\n"
+                "  --device cpu|cuda   the backend (cpu)\n"
+                "  --tf32              cuda: let cuBLAS use TF32 tensor cores for the FP32 GEMMs\n"
                 "  -h, --help          this help\n"
                 "\n"
                 "Exit status: 0 done, 1 failed (one line on stderr), 2 bad usage.\n");
@@ -107,7 +112,8 @@ static void usage(FILE *out, int cmd)
             "  --batch-size N            rows per batch, at least 2 (1024)\n"
             "  --seed N                  seed of initialisation, shuffles, dropout and noise (1)\n"
             "  --threads N               CPU threads (OpenMP and OpenBLAS; default: theirs)\n"
-            "  --device cpu|cuda         the backend (cpu; cuda comes with issue 4)\n"
+            "  --device cpu|cuda         the backend (cpu; cuda: not yet run on a GPU, see README)\n"
+            "  --tf32                    cuda: let cuBLAS use TF32 tensor cores for the FP32 GEMMs\n"
             "  --lr-teacher X            teacher learning rate (1e-4)\n"
             "  --lr-student X            student learning rate (1e-3)\n"
             "  --weight-decay X          L2 weight decay of both (1e-3)\n"
@@ -180,12 +186,13 @@ static int parse(run_opts *o, int argc, char **argv)
         {"k", required_argument, NULL, OPT_K}, {"alpha", required_argument, NULL, OPT_ALPHA},
         {"matching", required_argument, NULL, OPT_MATCHING}, {"temperature", required_argument, NULL, OPT_TEMP},
         {"distill", required_argument, NULL, OPT_DISTILL}, {"json", no_argument, NULL, OPT_JSON},
-        {"teacher-cache", required_argument, NULL, OPT_TCACHE},
+        {"teacher-cache", required_argument, NULL, OPT_TCACHE}, {"tf32", no_argument, NULL, OPT_TF32},
         {"help", no_argument, NULL, OPT_HELP}, {NULL, 0, NULL, 0},
     };
     /* which options each command takes */
-    static const int eval_ok[] = {OPT_PGC, OPT_DATA, OPT_MODEL, OPT_THREADS, OPT_DEVICE, OPT_JSON, OPT_HELP};
-    int device_cuda = 0, c;
+    static const int eval_ok[] = {OPT_PGC, OPT_DATA, OPT_MODEL, OPT_THREADS, OPT_DEVICE, OPT_TF32, OPT_JSON,
+                                  OPT_HELP};
+    int c;
     long long iv;
     double dv;
     int64_t t_epochs = -1, s_epochs = -1;
@@ -254,8 +261,9 @@ static int parse(run_opts *o, int argc, char **argv)
         case OPT_DEVICE:
             if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
                 return usage_error(o, "%s expects cpu or cuda, found '%s'", opt, optarg);
-            device_cuda = !strcmp(optarg, "cuda");
+            o->device_cuda = !strcmp(optarg, "cuda");
             break;
+        case OPT_TF32: o->tf32 = 1; break;
         case OPT_LRT:
         case OPT_LRS:
             if (parse_num(optarg, 0, 1, 10, 0, &dv))
@@ -347,12 +355,35 @@ static int parse(run_opts *o, int argc, char **argv)
         return usage_error(o, "--model CKPT is required");
     if (o->out && !*o->out)
         return usage_error(o, "--out needs a directory, found an empty string");
-    if (device_cuda) {
-        fprintf(stderr, "debcm %s: error: the CUDA backend is not available yet (issue 4); use --device cpu\n",
-                cname(o));
-        return DEBCM_EXIT_FAIL;
-    }
+    if (o->tf32 && !o->device_cuda)
+        return usage_error(o, "--tf32 applies to --device cuda only");
     return -1;
+}
+
+/* ---- the backend ------------------------------------------------------------------------------------------- */
+
+/* The ops table of --device: the CPU's, or the CUDA one (NULL with a message when this build has none or no GPU
+ * is usable). */
+static const debcm_ops *select_backend(const run_opts *o)
+{
+    if (!o->device_cuda)
+        return debcm_ops_cpu();
+#ifdef DEBCM_WITH_CUDA
+    const debcm_ops *ops = debcm_ops_cuda();
+    if (!ops) {
+        debcm_error_prefix("--device cuda");
+        return NULL;
+    }
+    if (cuda_set_tf32(o->tf32)) {
+        debcm_error_prefix("--tf32");
+        return NULL;
+    }
+    return ops;
+#else
+    debcm_fail("--device cuda: this build has no CUDA backend (nvcc was not found at configure time, or "
+               "-DDEBCM_CUDA=OFF); use --device cpu");
+    return NULL;
+#endif
 }
 
 /* ---- the output directory ------------------------------------------------------------------------------------ */
@@ -577,8 +608,8 @@ static int cmd_evaluate_main(run_opts *o)
     memset(&net, 0, sizeof net);
     memset(&ws, 0, sizeof ws);
     int status = DEBCM_EXIT_FAIL;
-    const debcm_ops *ops = debcm_ops_cpu();
-    if (load_data(o, &ds) || train_data_build(&td, &ds, L))
+    const debcm_ops *ops = select_backend(o);
+    if (!ops || load_data(o, &ds) || train_data_build(&td, &ds, L))
         goto done;
     model_dims dims = train_dims(&td, student);
     if (net_create(&net, ops, &dims, student) || checkpoint_load(&net, o->model_ckpt) ||
@@ -652,7 +683,9 @@ done:
 
 static int cmd_train_main(run_opts *o)
 {
-    const debcm_ops *ops = debcm_ops_cpu();
+    const debcm_ops *ops = select_backend(o);
+    if (!ops)
+        return cmd_report_error(cname(o));
     if (!o->out) {
         time_t now = time(NULL);
         struct tm tmv;
@@ -711,8 +744,8 @@ static int cmd_train_main(run_opts *o)
            (long long)ds.train.n, (long long)ds.val.n, (long long)ds.test.n, (long long)ds.ugc_vggish.rows,
            (long long)o->scfg.epochs, o->scfg.lr);
     printf("  batch %lld, weight decay %g, dropout %g, seed %llu, backend %s, teacher cache %s, out %s\n",
-           (long long)o->scfg.batch, o->scfg.weight_decay, o->scfg.dropout, (unsigned long long)o->seed, ops->name,
-           o->teacher_recompute ? "off" : "on", o->out);
+           (long long)o->scfg.batch, o->scfg.weight_decay, o->scfg.dropout, (unsigned long long)o->seed,
+           o->tf32 ? "cuda (TF32 GEMMs)" : ops->name, o->teacher_recompute ? "off" : "on", o->out);
     fflush(stdout);
 
     if (do_teacher) {

@@ -1,15 +1,17 @@
-/* bench/bench_epoch.c — the CPU backend's epoch throughput at the published sizes (batch 1024, L 128, k 40),
+/* bench/bench_epoch.c — a backend's epoch throughput at the published sizes (batch 1024, L 128, k 40),
  * beside the machine's SGEMM ceiling. It measures (1) cblas_sgemm at every shape one training step issues (the
  * linear layers' forward, dx and dW products, the similarity matrix S = Zm·Zvᵀ and its two backward products,
  * the student's confounder layer and the frozen teacher's encoders), GFLOP/s per shape, median of several runs
  * after a warm-up, and from them the GEMM-only time of a step: the "floor" an epoch could reach if it were all
  * BLAS at this machine's speed; (2) a teacher epoch and a student epoch (the student distils from the teacher
- * trained by the teacher epochs), driven like engine/train.c's loop (Philox Fisher–Yates shuffle, gather each
- * batch into host staging, upload, model_train_step + model_adam_step) but without the per-epoch validation,
- * which the trainer has no entry point to skip: ms/epoch, samples/s and achieved GFLOP/s, median of N epochs
- * after one warm-up epoch; (3) one validation of each protocol (the student's 100-negative evaluation on val, the
+ * trained by the teacher epochs), through the trainer's own phase API (engine/train.h: train_phase_begin, then
+ * train_phase_epoch, which does not validate): ms/epoch, samples/s and achieved GFLOP/s, median of N epochs
+ * after one warm-up epoch, and the time of the teacher's posterior cache; (3) one validation of each protocol (the student's 100-negative evaluation on val, the
  * teacher's full ranking on data_pgc val), median of a few runs after a warm-up; (4) the peak RSS.
- * Usage: bench_epoch ROOT [--epochs N] [--threads N] [--only teacher|student]   (make ROOT with `debcm synth --scale tt150k --out ROOT`) */
+ * Usage: bench_epoch ROOT [--epochs N] [--threads N] [--only teacher|student] [--teacher-cache on|off]
+ *                          [--device cpu|cuda] [--tf32]   (make ROOT with `debcm synth --scale tt150k --out ROOT`)
+ * With --device cuda the same runs use the CUDA table, the ceiling is cuBLAS's SGEMM at the same shapes, and the
+ * device memory in use is printed. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,10 @@
 #include "engine/train.h"
 #include "io/dataset.h"
 #include "models/model.h"
+#ifdef DEBCM_WITH_CUDA
+#include "kernels/cuda_bench.h"
+#include "kernels/cuda_ops.h"
+#endif
 
 /* OpenBLAS's own (not in every cblas.h) */
 void openblas_set_num_threads(int n);
@@ -139,8 +145,18 @@ static double step_flops(int student, int teacher_cache, double B, double Dv, do
 }
 
 /* median seconds of one sgemm of this shape (warm-up first) */
+static int use_cuda; /* --device cuda: the GEMM ceiling is cuBLAS's, the epochs run on the CUDA table */
+
 static double time_sgemm(const gemm_shape *s, float *A, float *Bm, float *C, int runs)
 {
+#ifdef DEBCM_WITH_CUDA
+    if (use_cuda) {
+        double sec = 0.0;
+        if (cuda_time_sgemm(s->ta, s->tb, (int)s->M, (int)s->N, (int)s->K, runs, &sec))
+            fprintf(stderr, "bench_epoch: %s\n", debcm_last_error());
+        return sec > 0.0 ? sec : 1e30;
+    }
+#endif
     const int M = (int)s->M, N = (int)s->N, K = (int)s->K;
     const int lda = s->ta == 'N' ? K : M, ldb = s->tb == 'N' ? N : K;
     double t[MAX_RUNS];
@@ -193,7 +209,8 @@ static int sgemm_ceiling(step_floor fl[2], int teacher_cache, int64_t B, int64_t
     /* time the distinct shapes once (the student's list starts with the teacher's) */
     double t[24];
     *best_gflops = 0.0;
-    printf("\nSGEMM at the step's shapes (cblas_sgemm, row-major, median of %d after a warm-up)\n", SGEMM_RUNS);
+    printf("\nSGEMM at the step's shapes (%s, row-major, median of %d after a warm-up)\n",
+           use_cuda ? "cuBLAS" : "cblas_sgemm", SGEMM_RUNS);
     printf("  %-14s %-2s %5s %5s %5s  %5s  %9s  %8s\n", "layer", "op", "M", "N", "K", "calls", "ms", "GFLOP/s");
     for (int i = 0; i < n[1]; i++) {
         const gemm_shape *s = &g[1][i];
@@ -312,20 +329,23 @@ static int bench_eval(int which, const debcm_net *net, const train_data *td, int
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_epoch ROOT [--epochs N] [--threads N] [--only teacher|student] [--teacher-cache on|off]\n\n"
-               "Teacher and student epoch throughput of the CPU backend at the published sizes (batch 1024, L 128,\n"
+    fprintf(f, "usage: bench_epoch ROOT [--epochs N] [--threads N] [--only teacher|student]\n"
+               "                        [--teacher-cache on|off] [--device cpu|cuda] [--tf32]\n\n"
+               "Teacher and student epoch throughput of a backend at the published sizes (batch 1024, L 128,\n"
                "k 40), median of N epochs (default 2) after one warm-up epoch, beside the SGEMM ceiling at the\n"
                "step's shapes; one validation of each protocol; peak RSS. --threads: OpenMP and OpenBLAS threads\n"
                "(default: theirs). --only: time one phase (e.g. under perf record; the student then distils\n"
                "from an initialised teacher). --teacher-cache: as debcm run's (on: the frozen teacher's posteriors\n"
-               "computed once per phase, timed apart). Make ROOT with `debcm synth --scale tt150k --out ROOT`.\n");
+               "computed once per phase, timed apart). --device cuda: the CUDA backend, beside cuBLAS's SGEMM\n"
+               "ceiling, and the device memory in use (--tf32: TF32 GEMMs). Make ROOT with\n"
+               "`debcm synth --scale tt150k --out ROOT`.\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *root = NULL;
     int epochs = 2, threads = 0, only = -1; /* only: -1 both phases, 0 teacher, 1 student (for perf) */
-    int teacher_cache = 1;
+    int teacher_cache = 1, tf32 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -348,6 +368,15 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            i++;
+            use_cuda = !strcmp(argv[i], "cuda") ? 1 : !strcmp(argv[i], "cpu") ? 0 : -1;
+            if (use_cuda < 0) {
+                usage(stderr);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--tf32")) {
+            tf32 = 1;
         } else if (argv[i][0] != '-' && !root) {
             root = argv[i];
         } else {
@@ -413,10 +442,22 @@ int main(int argc, char **argv)
     debcm_net teacher, student;
     memset(&teacher, 0, sizeof teacher);
     memset(&student, 0, sizeof student);
+    const debcm_ops *ops = debcm_ops_cpu();
+    if (use_cuda) {
+#ifdef DEBCM_WITH_CUDA
+        ops = debcm_ops_cuda();
+        if (!ops || cuda_set_tf32(tf32))
+            goto fail;
+        printf("device           %s, CUDA backend%s\n", cuda_device_name(), tf32 ? ", TF32 GEMMs" : ", FP32 GEMMs");
+#else
+        (void)tf32;
+        debcm_fail("--device cuda: this build has no CUDA backend");
+        goto fail;
+#endif
+    }
     if (sgemm_ceiling(fl, teacher_cache, B, Dv, Dm, L, &best))
         goto fail;
 
-    const debcm_ops *ops = debcm_ops_cpu();
     model_dims dt = train_dims(&td, 0), dsd = train_dims(&td, 1);
     if (net_create(&teacher, ops, &dt, 0) || net_init(&teacher, SEED) || net_create(&student, ops, &dsd, 1) ||
         net_init(&student, SEED + 1))
@@ -445,10 +486,11 @@ int main(int argc, char **argv)
     }
     printf("(floor = the epoch's counted GEMM FLOPs at the step's GEMM-mix rate; floor%% = floor / measured)\n");
     if (only != 0)
-        printf("teacher cache    %s\n", teacher_cache ? "on" : "off: the frozen teacher's encoders run every student step");
+        printf("teacher cache    %s\n",
+               teacher_cache ? "on" : "off: the frozen teacher's encoders run every student step");
     if (only != 0 && teacher_cache)
-        printf("                 the frozen teacher's posteriors of the student's %lld rows and %lld musics: %.0f ms once "
-               "per run\n", (long long)ds.train.n, (long long)ds.ugc_vggish.rows, er[1].cache_ms);
+        printf("                 the frozen teacher's posteriors of the student's %lld rows and %lld musics: %.0f ms "
+               "once per run\n", (long long)ds.train.n, (long long)ds.ugc_vggish.rows, er[1].cache_ms);
     printf("\nvalidation       teacher full ranking on data_pgc val (%lld pairs, %lld musics): %.0f ms  (R@25 %.4f)\n",
            (long long)ds.pgc_val.n, (long long)ds.pgc_vggish.rows, ev_ms[0], ev_r[0]);
     printf("                 student 100 negatives on val (%lld rows): %.0f ms  (R@25 %.4f)   median of %d\n",
@@ -458,6 +500,12 @@ int main(int argc, char **argv)
     if (getloadavg(la, 3) == 3)
         printf("load average     %.2f %.2f %.2f at the end (above the threads used: another process shared the "
                "CPUs)\n", la[0], la[1], la[2]);
+#ifdef DEBCM_WITH_CUDA
+    size_t dev_used = 0, dev_total = 0;
+    if (use_cuda && !cuda_memory_in_use(&dev_used, &dev_total))
+        printf("device memory    %.2f GiB in use of %.1f GiB after the runs (every buffer is allocated up front)\n",
+               (double)dev_used / 1073741824.0, (double)dev_total / 1073741824.0);
+#endif
     printf("peak RSS         %.2f GiB (ru_maxrss; the feature files are memory-mapped and count once touched)\n",
            (double)ru.ru_maxrss / (1024.0 * 1024.0));
     rc = 0;

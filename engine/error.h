@@ -18,6 +18,10 @@
 #define DEBCM_PRINTF(a, b)
 #endif
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA backend's .cu files report through these too */
+#endif
+
 /* Record a message (printf-style) and return -1, so that `return debcm_fail(...)` reads naturally. */
 int debcm_fail(const char *fmt, ...) DEBCM_PRINTF(1, 2);
 
@@ -34,5 +38,9 @@ const char *debcm_last_error(void);
 
 /* Forget the current message. */
 void debcm_error_clear(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

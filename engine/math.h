@@ -196,6 +196,8 @@ DEBCM_HD uint32_t topk_key(float v)
         uint32_t u;
     } b;
     b.f = v + 0.0f; /* −0 + 0 = +0 */
+    if (v != v)     /* any NaN, whatever its sign bit (x86 makes inf − inf negative, CUDA positive): the top */
+        return 0xFFFFFFFFu;
     return b.u ^ ((b.u >> 31) ? 0xFFFFFFFFu : 0x80000000u);
 }
 

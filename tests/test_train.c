@@ -315,8 +315,19 @@ static void test_usage(const char *tiny)
     U(2, "option '--epochs' does not apply to evaluate", "evaluate --model x --epochs 3 '%s'", tiny);
     U(2, "--teacher CKPT is required", "train-student '%s' --out '%s'", tiny, o);
     U(2, "--model CKPT is required", "evaluate '%s'", tiny);
-    U(1, "the CUDA backend is not available yet (issue 4); use --device cpu", "run '%s' --device cuda --out '%s'",
-      tiny, o);
+    U(2, "--tf32 applies to --device cuda only", "run '%s' --tf32 --out '%s'", tiny, o);
+    { /* --device cuda: without a GPU (or a CUDA build) one line naming the option and no output; with one, a run */
+        char dc[8192], dout[4096];
+        wpath(dout, "cuda-run");
+        snprintf(dc, sizeof dc, "run '%s' --device cuda --epochs 1 --batch-size 64 --out '%s'", tiny, dout);
+        int st = sh("%s", dc);
+        char *err = slurp(err_txt);
+        CHECK_MSG(st == 0 || (st == 1 && lines(err) == 1 && strstr(err ? err : "", "--device cuda")),
+                  "debcm %s: status %d, stderr: %s", dc, st, err);
+        if (st != 0)
+            CHECK(!exists(dout));
+        free(err);
+    }
     /* unwritable --out: below a regular file (refused even for root), or a regular file itself */
     wpath(f, "plainfile");
     FILE *pf = fopen(f, "w");
