@@ -15,6 +15,7 @@
 #include "engine/error.h"
 #include "engine/math.h"
 #include "engine/ops.h"
+#include "engine/ops_check.h"
 #include "engine/rng.h"
 
 #define PAR_MIN 32768  /* elements below which a loop stays on one thread (the fork costs more) */
@@ -28,7 +29,6 @@
     } while (0)
 
 /* sizes handed to BLAS must fit its int */
-static int blas_ok(int64_t n) { return n > 0 && n <= INT_MAX; }
 
 /* ---- memory (host) -------------------------------------------------------------------------------------------- */
 
@@ -92,7 +92,7 @@ static int cpu_linear_forward(float *y, const float *x, const float *W, const fl
                               int64_t out)
 {
     REQUIRE(y && x && W, "linear_forward: NULL tensor");
-    REQUIRE(blas_ok(B) && blas_ok(in) && blas_ok(out), "linear_forward: bad sizes B=%lld in=%lld out=%lld",
+    REQUIRE(ops_blas_ok(B) && ops_blas_ok(in) && ops_blas_ok(out), "linear_forward: bad sizes B=%lld in=%lld out=%lld",
             (long long)B, (long long)in, (long long)out);
     /* y = x·Wᵀ (PyTorch layout W: [out, in]) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)out, (int)in, 1.0f, x, (int)in, W, (int)in,
@@ -110,7 +110,7 @@ static int cpu_linear_backward(float *dx, float *dW, float *db, const float *dy,
                                int64_t B, int64_t in, int64_t out)
 {
     REQUIRE(dy, "linear_backward: NULL dy");
-    REQUIRE(blas_ok(B) && blas_ok(in) && blas_ok(out), "linear_backward: bad sizes B=%lld in=%lld out=%lld",
+    REQUIRE(ops_blas_ok(B) && ops_blas_ok(in) && ops_blas_ok(out), "linear_backward: bad sizes B=%lld in=%lld out=%lld",
             (long long)B, (long long)in, (long long)out);
     if (dx) { /* dx[B,in] += dy[B,out]·W[out,in] */
         REQUIRE(W, "linear_backward: dx wanted but W is NULL");
@@ -542,26 +542,11 @@ static void transpose(float *restrict T, const float *restrict S, int64_t B)
                     T[j * B + i] = S[i * B + j];
 }
 
-static int match_check(const char *op, const match_cfg *cfg, int64_t B, int64_t L)
-{
-    if (!cfg)
-        return debcm_fail("%s: NULL cfg", op);
-    if (cfg->variant != MATCH_PUBLISHED && cfg->variant != MATCH_HINGE && cfg->variant != MATCH_SOFTMAX)
-        return debcm_fail("%s: unknown variant %d", op, (int)cfg->variant);
-    if (B < 2 || B > INT32_MAX || !blas_ok(L))
-        return debcm_fail("%s: B=%lld L=%lld; the matching term needs B >= 2 (a batch with negatives)", op,
-                          (long long)B, (long long)L);
-    if (cfg->variant != MATCH_SOFTMAX && cfg->k < 1)
-        return debcm_fail("%s: k = %lld, expected >= 1", op, (long long)cfg->k);
-    if (cfg->variant == MATCH_SOFTMAX && !(cfg->tau > 0.0f))
-        return debcm_fail("%s: tau = %g, expected > 0", op, (double)cfg->tau);
-    return 0;
-}
 
 static int cpu_match_forward(float *music, float *video, float *S, int32_t *sel_m, int32_t *sel_v,
                              const float *zm, const float *zv, const match_cfg *cfg, int64_t B, int64_t L)
 {
-    if (match_check("match_forward", cfg, B, L))
+    if (ops_check_match("match_forward", cfg, B, L))
         return -1;
     REQUIRE(music && video && S && zm && zv, "match_forward: NULL tensor");
     REQUIRE(cfg->variant == MATCH_SOFTMAX || (sel_m && sel_v), "match_forward: NULL selection buffer");
@@ -646,7 +631,7 @@ static int cpu_match_backward(float *dzm, float *dzv, float *dS, float dmusic, f
                               const int32_t *sel_m, const int32_t *sel_v, const float *zm, const float *zv,
                               const match_cfg *cfg, int64_t B, int64_t L)
 {
-    if (match_check("match_backward", cfg, B, L))
+    if (ops_check_match("match_backward", cfg, B, L))
         return -1;
     REQUIRE(dS && S && zm && zv, "match_backward: NULL tensor");
     memset(dS, 0, (size_t)(B * B) * sizeof *dS);
@@ -720,7 +705,7 @@ static int cpu_confounder_forward(float *zc, float *pi, float *c, const float *z
                                   int64_t L, int64_t G)
 {
     REQUIRE(zc && pi && c && zm && prior && cemb && Wc && bc, "confounder_forward: NULL tensor");
-    REQUIRE(blas_ok(B) && P > 0 && blas_ok(2 * L) && G > 0,
+    REQUIRE(ops_blas_ok(B) && P > 0 && ops_blas_ok(2 * L) && G > 0,
             "confounder_forward: bad sizes B=%lld P=%lld L=%lld G=%lld", (long long)B, (long long)P,
             (long long)L, (long long)G);
     for (int64_t g = 0; g < G; g++) { /* π = mean over the rows of the prior (Monte-Carlo backdoor adjustment) */
@@ -758,7 +743,7 @@ static int cpu_confounder_backward(float *dzm, float *dcemb, float *dWc, float *
                                    int64_t L, int64_t G)
 {
     REQUIRE(dzc && pi && c && zm && Wc, "confounder_backward: NULL tensor");
-    REQUIRE(blas_ok(B) && blas_ok(2 * L) && G > 0, "confounder_backward: bad sizes B=%lld L=%lld G=%lld",
+    REQUIRE(ops_blas_ok(B) && ops_blas_ok(2 * L) && G > 0, "confounder_backward: bad sizes B=%lld L=%lld G=%lld",
             (long long)B, (long long)L, (long long)G);
     float *du = malloc((size_t)L * sizeof *du); /* du = Σ_rows dzc: the gradient of u = W1·c + b_c */
     REQUIRE(du, "confounder_backward: out of memory");
@@ -811,15 +796,6 @@ static int cpu_adam_update(float *theta, float *m, float *v, const float *g, con
 
 /* ---- evaluation (SPEC §4, §3) ---------------------------------------------------------------------------------- */
 
-static int eval_check_K(const char *op, const int32_t *K, int nK)
-{
-    if (!K || nK < 1)
-        return debcm_fail("%s: no cut-off K given", op);
-    for (int i = 0; i < nK; i++)
-        if (K[i] < 1)
-            return debcm_fail("%s: K[%d] = %d, expected >= 1", op, i, (int)K[i]);
-    return 0;
-}
 
 static int cpu_eval_negatives(double *recall, double *ndcg, int64_t *tie_rows, const float *scores,
                               const float *weights, const int32_t *K, int nK, int64_t R, int64_t C)
@@ -827,7 +803,7 @@ static int cpu_eval_negatives(double *recall, double *ndcg, int64_t *tie_rows, c
     REQUIRE(recall && ndcg && tie_rows && scores && weights, "eval_negatives: NULL pointer");
     REQUIRE(R > 0 && C >= 2, "eval_negatives: R=%lld rows of C=%lld candidates (positive + >= 1 negative)",
             (long long)R, (long long)C);
-    if (eval_check_K("eval_negatives", K, nK))
+    if (ops_check_eval_K("eval_negatives", K, nK))
         return -1;
     int64_t *rank = malloc((size_t)R * sizeof *rank);
     uint8_t *tie = malloc((size_t)R);
@@ -872,7 +848,7 @@ static int cpu_eval_full_rank(double *recall, const float *scores, const int64_t
 {
     REQUIRE(recall && scores && truth, "eval_full_rank: NULL pointer");
     REQUIRE(R > 0 && N > 0, "eval_full_rank: R=%lld N=%lld", (long long)R, (long long)N);
-    if (eval_check_K("eval_full_rank", K, nK))
+    if (ops_check_eval_K("eval_full_rank", K, nK))
         return -1;
     for (int64_t r = 0; r < R; r++)
         REQUIRE(truth[r] >= 0 && truth[r] < N, "eval_full_rank: row %lld: true music column %lld outside [0, %lld)",

@@ -28,6 +28,7 @@
 
 #include "engine/math.h"
 #include "engine/ops.h"
+#include "engine/ops_check.h"
 #include "kernels/cuda_match_eval.h"
 
 #define REQUIRE(cond, ...)                                                                                   \
@@ -114,22 +115,6 @@ static __device__ long long block_sum_ll(long long v)
 
 /* ---- in-batch matching (SPEC §3, §6) ---------------------------------------------------------------------- */
 
-/* The same checks and messages as the CPU backend's match_check. */
-static int match_check(const char *op, const match_cfg *cfg, int64_t B, int64_t L)
-{
-    if (!cfg)
-        return debcm_fail("%s: NULL cfg", op);
-    if (cfg->variant != MATCH_PUBLISHED && cfg->variant != MATCH_HINGE && cfg->variant != MATCH_SOFTMAX)
-        return debcm_fail("%s: unknown variant %d", op, (int)cfg->variant);
-    if (B < 2 || B > INT32_MAX || L <= 0 || L > INT_MAX)
-        return debcm_fail("%s: B=%lld L=%lld; the matching term needs B >= 2 (a batch with negatives)", op,
-                          (long long)B, (long long)L);
-    if (cfg->variant != MATCH_SOFTMAX && cfg->k < 1)
-        return debcm_fail("%s: k = %lld, expected >= 1", op, (long long)cfg->k);
-    if (cfg->variant == MATCH_SOFTMAX && !(cfg->tau > 0.0f))
-        return debcm_fail("%s: tau = %g, expected > 0", op, (double)cfg->tau);
-    return 0;
-}
 
 /* T[j][i] = S[i][j], B × B, through a padded 32 × 33 shared tile (coalesced reads and writes); grid-stride over
  * tiles in both directions. */
@@ -429,7 +414,7 @@ static __global__ void topk_grad_cols_kernel(float *__restrict__ dS, const float
 extern "C" int cuda_match_forward(float *music, float *video, float *S, int32_t *sel_m, int32_t *sel_v,
                                   const float *zm, const float *zv, const match_cfg *cfg, int64_t B, int64_t L)
 {
-    if (match_check("match_forward", cfg, B, L))
+    if (ops_check_match("match_forward", cfg, B, L))
         return -1;
     REQUIRE(music && video && S && zm && zv, "match_forward: NULL tensor");
     REQUIRE(cfg->variant == MATCH_SOFTMAX || (sel_m && sel_v), "match_forward: NULL selection buffer");
@@ -483,7 +468,7 @@ extern "C" int cuda_match_backward(float *dzm, float *dzv, float *dS, float dmus
                                    const int32_t *sel_m, const int32_t *sel_v, const float *zm, const float *zv,
                                    const match_cfg *cfg, int64_t B, int64_t L)
 {
-    if (match_check("match_backward", cfg, B, L))
+    if (ops_check_match("match_backward", cfg, B, L))
         return -1;
     REQUIRE(dS && S && zm && zv, "match_backward: NULL tensor");
     const int topk = cfg->variant != MATCH_SOFTMAX;
@@ -538,15 +523,6 @@ extern "C" int cuda_match_backward(float *dzm, float *dzv, float *dS, float dmus
  * the CPU's order (row 0, 1, …, one thread per cut-off K), so the recall sums are bit-identical to the CPU's and
  * the NDCG sums differ at most by log2's last bit. */
 
-static int eval_check_K(const char *op, const int32_t *K, int nK)
-{
-    if (!K || nK < 1)
-        return debcm_fail("%s: no cut-off K given", op);
-    for (int i = 0; i < nK; i++)
-        if (K[i] < 1)
-            return debcm_fail("%s: K[%d] = %d, expected >= 1", op, i, (int)K[i]);
-    return 0;
-}
 
 /* rank[r] = #{j in 1..C−1 : !(s[r][j] < s[r][0])}, tie[r] = any s[r][j] == s[r][0]; one warp per row */
 static __global__ void __launch_bounds__(LINE_THREADS)
@@ -606,7 +582,7 @@ extern "C" int cuda_eval_negatives(double *recall, double *ndcg, int64_t *tie_ro
     REQUIRE(recall && ndcg && tie_rows && scores && weights, "eval_negatives: NULL pointer");
     REQUIRE(R > 0 && C >= 2, "eval_negatives: R=%lld rows of C=%lld candidates (positive + >= 1 negative)",
             (long long)R, (long long)C);
-    if (eval_check_K("eval_negatives", K, nK))
+    if (ops_check_eval_K("eval_negatives", K, nK))
         return -1;
     cuda_context *ctx = cuda_ctx();
     if (!ctx)
@@ -694,7 +670,7 @@ extern "C" int cuda_eval_full_rank(double *recall, const float *scores, const in
 {
     REQUIRE(recall && scores && truth, "eval_full_rank: NULL pointer");
     REQUIRE(R > 0 && N > 0, "eval_full_rank: R=%lld N=%lld", (long long)R, (long long)N);
-    if (eval_check_K("eval_full_rank", K, nK))
+    if (ops_check_eval_K("eval_full_rank", K, nK))
         return -1;
     cuda_context *ctx = cuda_ctx();
     if (!ctx)

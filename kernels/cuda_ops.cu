@@ -21,6 +21,7 @@
 #include "engine/error.h"
 #include "engine/math.h"
 #include "engine/ops.h"
+#include "engine/ops_check.h"
 #include "engine/rng.h"
 #include "kernels/cuda_common.cuh"
 #include "kernels/cuda_match_eval.h" /* match_forward/backward, eval_negatives/full_rank */
@@ -44,7 +45,6 @@
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 /* sizes handed to cuBLAS must fit its int (the CPU's BLAS has the same limit) */
-static int blas_ok(int64_t n) { return n > 0 && n <= INT_MAX; }
 
 /* one thread per element, the grid capped (cuda_blocks) and the kernels grid-striding past it */
 static unsigned grid_for(int64_t n) { return cuda_blocks(n, CUDA_THREADS); }
@@ -182,7 +182,7 @@ static int cu_linear_forward(float *y, const float *x, const float *W, const flo
                              int64_t out)
 {
     REQUIRE(y && x && W, "linear_forward: NULL tensor");
-    REQUIRE(blas_ok(B) && blas_ok(in) && blas_ok(out), "linear_forward: bad sizes B=%lld in=%lld out=%lld",
+    REQUIRE(ops_blas_ok(B) && ops_blas_ok(in) && ops_blas_ok(out), "linear_forward: bad sizes B=%lld in=%lld out=%lld",
             (long long)B, (long long)in, (long long)out);
     GET_CTX(ctx);
     /* y[B,out] = x[B,in]·W[out,in]ᵀ. Column-major: yᵀ[out,B] (ld out) = W·xᵀ, where W is op(T) of the column-major
@@ -200,7 +200,7 @@ static int cu_linear_backward(float *dx, float *dW, float *db, const float *dy, 
                               int64_t B, int64_t in, int64_t out)
 {
     REQUIRE(dy, "linear_backward: NULL dy");
-    REQUIRE(blas_ok(B) && blas_ok(in) && blas_ok(out), "linear_backward: bad sizes B=%lld in=%lld out=%lld",
+    REQUIRE(ops_blas_ok(B) && ops_blas_ok(in) && ops_blas_ok(out), "linear_backward: bad sizes B=%lld in=%lld out=%lld",
             (long long)B, (long long)in, (long long)out);
     if (dx)
         REQUIRE(W, "linear_backward: dx wanted but W is NULL");
@@ -891,7 +891,7 @@ static int cu_confounder_forward(float *zc, float *pi, float *c, const float *zm
                                  int64_t L, int64_t G)
 {
     REQUIRE(zc && pi && c && zm && prior && cemb && Wc && bc, "confounder_forward: NULL tensor");
-    REQUIRE(blas_ok(B) && P > 0 && blas_ok(2 * L) && G > 0,
+    REQUIRE(ops_blas_ok(B) && P > 0 && ops_blas_ok(2 * L) && G > 0,
             "confounder_forward: bad sizes B=%lld P=%lld L=%lld G=%lld", (long long)B, (long long)P,
             (long long)L, (long long)G);
     GET_CTX(ctx);
@@ -941,7 +941,7 @@ static int cu_confounder_backward(float *dzm, float *dcemb, float *dWc, float *d
                                   int64_t L, int64_t G)
 {
     REQUIRE(dzc && pi && c && zm && Wc, "confounder_backward: NULL tensor");
-    REQUIRE(blas_ok(B) && blas_ok(2 * L) && G > 0, "confounder_backward: bad sizes B=%lld L=%lld G=%lld",
+    REQUIRE(ops_blas_ok(B) && ops_blas_ok(2 * L) && G > 0, "confounder_backward: bad sizes B=%lld L=%lld G=%lld",
             (long long)B, (long long)L, (long long)G);
     if (!dzm && !dcemb && !dWc && !dbc)
         return 0;
