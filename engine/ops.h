@@ -69,6 +69,7 @@ DEBCM_HD float match_loss_sign(match_variant v) { return v == MATCH_PUBLISHED ? 
 
 typedef struct debcm_ops {
     const char *name; /* "cpu", "cuda" */
+    int host_memory;  /* 1: backend memory is host memory (the CPU's), so host arrays can be used in place */
 
     /* ---- memory of this backend ---- */
     void *(*alloc)(size_t bytes); /* zero-filled, 64-byte aligned; NULL (with a message) on failure */
@@ -78,6 +79,11 @@ typedef struct debcm_ops {
     int (*copy)(void *dst, const void *src, size_t bytes);
     int (*zero)(void *p, size_t bytes);
     int (*sync)(void); /* wait for queued work (a no-op on the CPU) */
+
+    /* ---- gather rows: dst[r, :] = src[idx[r], :] for r < B (src [N, D], dst [B, D], idx [B], all backend
+     *      memory; the caller guarantees 0 ≤ idx[r] < N). How a batch is assembled from features that stay
+     *      resident for the whole run. ---- */
+    int (*gather_rows)(float *dst, const float *src, const int64_t *idx, int64_t B, int64_t D);
 
     /* ---- linear layer: y[B,out] = x[B,in]·Wᵀ + b, W: [out,in], b: [out] or NULL (then a plain product, e.g.
      *      the score matrix mu_v·mu_mᵀ). Backward: dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy. ---- */

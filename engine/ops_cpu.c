@@ -64,6 +64,18 @@ static int cpu_zero(void *p, size_t bytes)
 
 static int cpu_sync(void) { return 0; }
 
+/* ---- gather rows ------------------------------------------------------------------------------------------- */
+
+static int cpu_gather_rows(float *dst, const float *src, const int64_t *idx, int64_t B, int64_t D)
+{
+    REQUIRE(dst && src && idx && B >= 0 && D > 0, "gather_rows: NULL tensor or bad sizes B=%lld D=%lld",
+            (long long)B, (long long)D);
+#pragma omp parallel for schedule(static) if (B * D >= PAR_MIN)
+    for (int64_t r = 0; r < B; r++)
+        memcpy(dst + r * D, src + idx[r] * D, (size_t)D * sizeof *dst);
+    return 0;
+}
+
 /* db[o] += Σ_r dy[r, o], each column summed in double by increasing r; the columns in blocks of BN_BLOCK, so the
  * rows are read contiguously and the block's sums vectorise */
 static void column_sums_add(float *db, const float *dy, int64_t B, int64_t out)
@@ -878,6 +890,8 @@ static int cpu_eval_full_rank(double *recall, const float *scores, const int64_t
 
 static const debcm_ops cpu_ops = {
     .name = "cpu",
+    .host_memory = 1,
+    .gather_rows = cpu_gather_rows,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_memcpy,

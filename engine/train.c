@@ -1,8 +1,10 @@
 /* engine/train.c — the epoch loop of the DebCM training job (see train.h): one loop for both phases, which differ
  * only in their rows (data_pgc pairs or data_matching rows with their user priors), the frozen teacher and the
- * validation protocol. Per epoch: shuffle (Philox Fisher–Yates at (seed, phase stream, epoch)), gather each batch
- * into host staging, upload it, one model_train_step + model_adam_step; then validate and keep the best epoch in a
- * second network (one ops->copy of each arena). Draws of step s use Philox counter s (a global step count), so a
+ * validation protocol. The data stay resident in backend memory for the whole phase (the memory-mapped arrays
+ * themselves on the CPU, one upload at the start on a GPU). Per epoch: shuffle (Philox Fisher–Yates at (seed,
+ * phase stream, epoch)), one upload of the epoch's order, then for each batch ops->gather_rows of its features,
+ * priors and cached teacher posteriors, one model_train_step + model_adam_step; then validate and keep the best
+ * epoch in a second network (one ops->copy of each arena). Draws of step s use Philox counter s (a global step count), so a
  * run is a pure function of its seed whatever the thread count (the ops split outputs, never reductions). */
 #include <math.h>
 #include <stdlib.h>
@@ -107,8 +109,8 @@ struct train_phase {
     int64_t n;               /* training rows */
     const int64_t *video, *music;
     const float *prior;      /* [n, G] (student) */
-    const float *v_feat, *m_feat;
-    int64_t n_music;         /* rows of m_feat */
+    const float *v_feat, *m_feat; /* host: the (memory-mapped) features */
+    int64_t n_video, n_music;     /* their rows */
     const debcm_net *teacher;
     uint64_t shuffle_stream;
     debcm_net *net;
@@ -118,53 +120,105 @@ struct train_phase {
     int64_t Bmax, steps;     /* steps: the global step count, the Philox counter of the draws */
     model_workspace ws;
     int64_t *perm;
-    float *hx_v, *hx_m, *hpr; /* host staging of one batch */
-    /* the frozen teacher's posteriors (student, unless opt.teacher_recompute): per training row (video side) and
-     * per music, host memory; hpost: the batch's gathered rows [4][Bmax, L] */
-    float *tc_mu_v, *tc_lv_v, *tc_mu_m, *tc_lv_m, *hpost;
+    /* Resident data, in backend memory for the whole phase: the features and priors (the host arrays themselves
+     * when the backend's memory is the host's, else one upload at the start); per epoch, the rows' video, music
+     * and row indices in the epoch's order (one upload per epoch); each batch is then gathered by ops->gather_rows
+     * with no host copy. own: 1 where this phase allocated the backend copy. */
+    const float *b_vfeat, *b_mfeat, *b_prior;
+    int own_feat;
+    int64_t *h_idx, *b_idx; /* [3][n]: video, music, row; b_idx == h_idx on a host-memory backend */
+    /* the frozen teacher's posteriors (student, unless opt.teacher_recompute), backend memory: per training row
+     * (video side) and per music */
+    float *tc_mu_v, *tc_lv_v, *tc_mu_m, *tc_lv_m;
 };
+
+static void backend_free(const debcm_ops *o, const void *p)
+{
+    if (p)
+        o->free((void *)p);
+}
+
+/* a backend copy of n floats (or ints) of host memory */
+static void *backend_copy(const debcm_ops *o, const void *host, size_t bytes, const char *what, const char *phase)
+{
+    void *p = o->alloc(bytes ? bytes : 1);
+    if (!p) {
+        debcm_error_prefix("%s: %s (%.0f MB)", phase, what, (double)bytes / 1e6);
+        return NULL;
+    }
+    if (bytes && o->upload(p, host, bytes)) {
+        o->free(p);
+        debcm_error_prefix("%s: uploading %s", phase, what);
+        return NULL;
+    }
+    return p;
+}
 
 void train_phase_end(train_phase *ph)
 {
     if (!ph)
         return;
+    const debcm_ops *o = ph->net->ops;
     model_workspace_free(&ph->ws);
     free(ph->perm);
-    free(ph->hx_v);
-    free(ph->hx_m);
-    free(ph->hpr);
-    free(ph->tc_mu_v);
-    free(ph->tc_lv_v);
-    free(ph->tc_mu_m);
-    free(ph->tc_lv_m);
-    free(ph->hpost);
+    if (ph->own_feat) {
+        backend_free(o, ph->b_vfeat);
+        backend_free(o, ph->b_mfeat);
+        backend_free(o, ph->b_prior);
+    }
+    if (ph->b_idx != ph->h_idx)
+        backend_free(o, ph->b_idx);
+    free(ph->h_idx);
+    backend_free(o, ph->tc_mu_v);
+    backend_free(o, ph->tc_lv_v);
+    backend_free(o, ph->tc_mu_m);
+    backend_free(o, ph->tc_lv_m);
     free(ph);
 }
 
-/* the teacher's eval-mode posteriors of every training row's video and of every music, once */
+/* the teacher's eval-mode posteriors of every training row's video and of every music, once, into backend
+ * memory (computed into host memory: the backend's own on the CPU, a staging copy uploaded once otherwise) */
 static int build_teacher_cache(train_phase *ph)
 {
+    const debcm_ops *o = ph->net->ops;
     const int64_t n = ph->n, L = ph->net->dims.L, Dv = ph->net->dims.D_v, Nm = ph->n_music;
-    ph->tc_mu_v = malloc((size_t)(n * L) * sizeof(float));
-    ph->tc_lv_v = malloc((size_t)(n * L) * sizeof(float));
-    ph->tc_mu_m = malloc((size_t)(Nm * L) * sizeof(float));
-    ph->tc_lv_m = malloc((size_t)(Nm * L) * sizeof(float));
-    ph->hpost = malloc((size_t)(4 * ph->Bmax * L) * sizeof(float));
-    if (!ph->tc_mu_v || !ph->tc_lv_v || !ph->tc_mu_m || !ph->tc_lv_m || !ph->hpost)
-        return debcm_fail("%s: out of memory for the teacher's posterior cache (%.0f MB; --teacher-cache off "
-                          "recomputes them every step instead)", ph->name,
-                          (double)(2 * (n + Nm) * L) * sizeof(float) / 1e6);
-    if (model_posteriors(ph->teacher, &ph->ws, MODEL_MUSIC, ph->tc_mu_m, ph->tc_lv_m, ph->m_feat, Nm))
-        return debcm_error_prefix("%s: the teacher's music posteriors", ph->name);
+    const size_t bv = (size_t)(n * L) * sizeof(float), bm = (size_t)(Nm * L) * sizeof(float);
+    float *h[4] = {malloc(bv), malloc(bv), malloc(bm), malloc(bm)}; /* mu_v, lv_v, mu_m, lv_m */
+    float *xv = malloc((size_t)(ph->Bmax * Dv) * sizeof(float));
+    int rc = -1;
+    if (!h[0] || !h[1] || !h[2] || !h[3] || !xv) {
+        debcm_fail("%s: out of memory for the teacher's posterior cache (%.0f MB; --teacher-cache off recomputes "
+                   "them every step instead)", ph->name, (double)(2 * (bv + bm)) / 1e6);
+        goto done;
+    }
+    if (model_posteriors(ph->teacher, &ph->ws, MODEL_MUSIC, h[2], h[3], ph->m_feat, Nm)) {
+        debcm_error_prefix("%s: the teacher's music posteriors", ph->name);
+        goto done;
+    }
     for (int64_t r0 = 0; r0 < n; r0 += ph->Bmax) {
         int64_t c = n - r0 < ph->Bmax ? n - r0 : ph->Bmax;
         for (int64_t r = 0; r < c; r++)
-            memcpy(ph->hx_v + r * Dv, ph->v_feat + ph->video[r0 + r] * Dv, (size_t)Dv * sizeof(float));
-        if (model_posteriors(ph->teacher, &ph->ws, MODEL_VIDEO, ph->tc_mu_v + r0 * L, ph->tc_lv_v + r0 * L,
-                             ph->hx_v, c))
-            return debcm_error_prefix("%s: the teacher's video posteriors", ph->name);
+            memcpy(xv + r * Dv, ph->v_feat + ph->video[r0 + r] * Dv, (size_t)Dv * sizeof(float));
+        if (model_posteriors(ph->teacher, &ph->ws, MODEL_VIDEO, h[0] + r0 * L, h[1] + r0 * L, xv, c)) {
+            debcm_error_prefix("%s: the teacher's video posteriors", ph->name);
+            goto done;
+        }
     }
-    return 0;
+    float **dst[4] = {&ph->tc_mu_v, &ph->tc_lv_v, &ph->tc_mu_m, &ph->tc_lv_m};
+    for (int t = 0; t < 4; t++) {
+        if (o->host_memory) { /* the host arrays are the backend's: freed with o->free (free) at the end */
+            *dst[t] = h[t];
+            h[t] = NULL;
+        } else if (!(*dst[t] = backend_copy(o, h[t], t < 2 ? bv : bm, "the teacher's posterior cache", ph->name))) {
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    for (int t = 0; t < 4; t++)
+        free(h[t]);
+    free(xv);
+    return rc;
 }
 
 int train_phase_begin(train_phase **out, int student, debcm_net *net, const debcm_net *teacher,
@@ -179,6 +233,7 @@ int train_phase_begin(train_phase **out, int student, debcm_net *net, const debc
     if (student && (!teacher || teacher->student))
         return debcm_fail("train_phase_begin: the student needs a teacher network");
     const debcm_dataset *ds = td->ds;
+    const debcm_ops *o = net->ops;
     train_phase *ph = calloc(1, sizeof *ph);
     if (!ph)
         return debcm_fail("train_phase_begin: out of memory");
@@ -194,6 +249,7 @@ int train_phase_begin(train_phase **out, int student, debcm_net *net, const debc
         ph->music = ds->train.music;
         ph->prior = ds->train.prior;
         ph->v_feat = ds->ugc_video.data;
+        ph->n_video = ds->ugc_video.rows;
         ph->m_feat = td->ugc_music;
         ph->n_music = ds->ugc_vggish.rows;
         ph->teacher = teacher;
@@ -204,6 +260,7 @@ int train_phase_begin(train_phase **out, int student, debcm_net *net, const debc
         ph->video = ds->pgc_train.video;
         ph->music = ds->pgc_train.music;
         ph->v_feat = ds->pgc_video.data;
+        ph->n_video = ds->pgc_video.rows;
         ph->m_feat = td->pgc_music;
         ph->n_music = ds->pgc_vggish.rows;
         ph->shuffle_stream = SHUFFLE_STREAM_TEACHER;
@@ -219,14 +276,28 @@ int train_phase_begin(train_phase **out, int student, debcm_net *net, const debc
     }
     ph->Bmax = cfg->batch < n ? cfg->batch : n;
     ph->perm = malloc((size_t)n * sizeof *ph->perm);
-    ph->hx_v = malloc((size_t)(ph->Bmax * Dv) * sizeof *ph->hx_v);
-    ph->hx_m = malloc((size_t)(ph->Bmax * Dm) * sizeof *ph->hx_m);
-    ph->hpr = malloc((size_t)(ph->Bmax * (G > 0 ? G : 1)) * sizeof *ph->hpr);
-    if (!ph->perm || !ph->hx_v || !ph->hx_m || !ph->hpr) {
-        debcm_fail("%s: out of memory for the batch staging (%lld rows)", ph->name, (long long)ph->Bmax);
+    ph->h_idx = malloc((size_t)(3 * n) * sizeof *ph->h_idx);
+    if (!ph->perm || !ph->h_idx) {
+        debcm_fail("%s: out of memory for the epoch's order (%lld rows)", ph->name, (long long)n);
         goto fail;
     }
-    if (model_workspace_create(&ph->ws, net->ops, &net->dims, ph->Bmax))
+    if (o->host_memory) { /* the host arrays are backend memory already */
+        ph->b_vfeat = ph->v_feat;
+        ph->b_mfeat = ph->m_feat;
+        ph->b_prior = ph->prior;
+        ph->b_idx = ph->h_idx;
+    } else {
+        ph->own_feat = 1;
+        if (!(ph->b_vfeat = backend_copy(o, ph->v_feat, (size_t)(ph->n_video * Dv) * sizeof(float),
+                                         "the video features", ph->name)) ||
+            !(ph->b_mfeat = backend_copy(o, ph->m_feat, (size_t)(ph->n_music * Dm) * sizeof(float),
+                                         "the music features", ph->name)) ||
+            (student && !(ph->b_prior = backend_copy(o, ph->prior, (size_t)(n * G) * sizeof(float),
+                                                     "the user priors", ph->name))) ||
+            !(ph->b_idx = o->alloc((size_t)(3 * n) * sizeof(int64_t))))
+            goto fail;
+    }
+    if (model_workspace_create(&ph->ws, o, &net->dims, ph->Bmax))
         goto fail;
     if (student && !opt->teacher_recompute) {
         double t0 = train_now();
@@ -242,35 +313,38 @@ fail:
     return -1;
 }
 
-/* gather rows perm[b0 .. b0+B) into the staging and upload them (and their cached teacher posteriors) */
-static int stage_batch(train_phase *ph, int64_t b0, int64_t B, model_batch *batch, model_teacher_post *tp)
+/* the epoch's order: video, music and row index of every position, in backend memory */
+static int order_epoch(train_phase *ph, int64_t epoch)
+{
+    const int64_t n = ph->n;
+    train_shuffle(ph->perm, n, ph->opt.seed, ph->shuffle_stream, (uint64_t)epoch);
+    for (int64_t t = 0; t < n; t++) {
+        int64_t row = ph->perm[t];
+        ph->h_idx[t] = ph->video[row];
+        ph->h_idx[n + t] = ph->music[row];
+        ph->h_idx[2 * n + t] = row;
+    }
+    if (ph->b_idx != ph->h_idx &&
+        ph->net->ops->upload(ph->b_idx, ph->h_idx, (size_t)(3 * n) * sizeof *ph->h_idx))
+        return debcm_error_prefix("%s epoch %lld: uploading the epoch's order", ph->name, (long long)epoch);
+    return 0;
+}
+
+/* gather the batch at positions [b0, b0 + B) of the epoch's order from the resident data */
+static int gather_batch(train_phase *ph, int64_t b0, int64_t B, model_batch *batch, model_teacher_post *tp)
 {
     const debcm_ops *o = ph->net->ops;
-    const int64_t Dv = ph->net->dims.D_v, Dm = ph->net->dims.D_m, G = ph->net->dims.G, L = ph->net->dims.L;
+    const int64_t n = ph->n, Dv = ph->net->dims.D_v, Dm = ph->net->dims.D_m, G = ph->net->dims.G;
+    const int64_t L = ph->net->dims.L;
+    const int64_t *vid = ph->b_idx + b0, *mid = ph->b_idx + n + b0, *rid = ph->b_idx + 2 * n + b0;
     model_workspace *ws = &ph->ws;
-    float *pm = ph->hpost, *lm = pm + ph->Bmax * L, *pv = lm + ph->Bmax * L, *lvv = pv + ph->Bmax * L;
-    for (int64_t r = 0; r < B; r++) {
-        int64_t row = ph->perm[b0 + r], v = ph->video[row], m = ph->music[row];
-        memcpy(ph->hx_v + r * Dv, ph->v_feat + v * Dv, (size_t)Dv * sizeof(float));
-        memcpy(ph->hx_m + r * Dm, ph->m_feat + m * Dm, (size_t)Dm * sizeof(float));
-        if (ph->student)
-            memcpy(ph->hpr + r * G, ph->prior + row * G, (size_t)G * sizeof(float));
-        if (ph->tc_mu_v) {
-            memcpy(pm + r * L, ph->tc_mu_m + m * L, (size_t)L * sizeof(float));
-            memcpy(lm + r * L, ph->tc_lv_m + m * L, (size_t)L * sizeof(float));
-            memcpy(pv + r * L, ph->tc_mu_v + row * L, (size_t)L * sizeof(float));
-            memcpy(lvv + r * L, ph->tc_lv_v + row * L, (size_t)L * sizeof(float));
-        }
-    }
-    size_t bl = (size_t)(B * L) * sizeof(float);
-    if (o->upload(ws->x_v, ph->hx_v, (size_t)(B * Dv) * sizeof(float)) ||
-        o->upload(ws->x_m, ph->hx_m, (size_t)(B * Dm) * sizeof(float)) ||
-        (ph->student && o->upload(ws->prior, ph->hpr, (size_t)(B * G) * sizeof(float))))
+    if (o->gather_rows(ws->x_v, ph->b_vfeat, vid, B, Dv) || o->gather_rows(ws->x_m, ph->b_mfeat, mid, B, Dm) ||
+        (ph->student && o->gather_rows(ws->prior, ph->b_prior, rid, B, G)))
         return -1;
     *batch = (model_batch){ws->x_v, ws->x_m, ph->student ? ws->prior : NULL, B, NULL};
     if (ph->tc_mu_v) { /* the step reads them where the teacher's encoders would have written them */
-        if (o->upload(ws->tm.mu, pm, bl) || o->upload(ws->tm.lv, lm, bl) || o->upload(ws->tv.mu, pv, bl) ||
-            o->upload(ws->tv.lv, lvv, bl))
+        if (o->gather_rows(ws->tm.mu, ph->tc_mu_m, mid, B, L) || o->gather_rows(ws->tm.lv, ph->tc_lv_m, mid, B, L) ||
+            o->gather_rows(ws->tv.mu, ph->tc_mu_v, rid, B, L) || o->gather_rows(ws->tv.lv, ph->tc_lv_v, rid, B, L))
             return -1;
         *tp = (model_teacher_post){ws->tm.mu, ws->tm.lv, ws->tv.mu, ws->tv.lv};
         batch->teacher_post = tp;
@@ -283,7 +357,8 @@ int train_phase_epoch(train_phase *ph, int64_t epoch, train_epoch_stats *st)
     const int64_t n = ph->n, Bmax = ph->Bmax;
     double te = train_now(), sum[8] = {0};
     memset(st, 0, sizeof *st);
-    train_shuffle(ph->perm, n, ph->opt.seed, ph->shuffle_stream, (uint64_t)epoch);
+    if (order_epoch(ph, epoch))
+        return -1;
     for (int64_t b0 = 0; b0 < n; b0 += Bmax) {
         int64_t B = n - b0 < Bmax ? n - b0 : Bmax;
         if (B == 1) {
@@ -293,7 +368,7 @@ int train_phase_epoch(train_phase *ph, int64_t epoch, train_epoch_stats *st)
         model_batch batch;
         model_teacher_post tp;
         model_losses l;
-        if (stage_batch(ph, b0, B, &batch, &tp) ||
+        if (gather_batch(ph, b0, B, &batch, &tp) ||
             model_train_step(ph->net, &ph->ws, ph->cfg, ph->teacher, &batch, NULL, ph->opt.seed,
                              (uint64_t)ph->steps, &l) ||
             model_adam_step(ph->net, ph->cfg))

@@ -157,6 +157,28 @@ static int sgemm(cuda_context *ctx, cublasOperation_t ta, cublasOperation_t tb, 
 }
 
 /* y[r, o] += b[o] over a row-major [rows, cols] */
+/* ---- gather rows ---------------------------------------------------------------------------------------------- */
+
+static __global__ void gather_rows_kernel(float *dst, const float *src, const int64_t *idx, int64_t B, int64_t D)
+{
+    GRID_STRIDE(i, B * D) {
+        int64_t r = i / D, d = i - r * D;
+        dst[i] = src[idx[r] * D + d];
+    }
+}
+
+static int cu_gather_rows(float *dst, const float *src, const int64_t *idx, int64_t B, int64_t D)
+{
+    REQUIRE(dst && src && idx && B >= 0 && D > 0, "gather_rows: NULL tensor or bad sizes B=%lld D=%lld",
+            (long long)B, (long long)D);
+    if (B == 0)
+        return 0;
+    GET_CTX(ctx);
+    gather_rows_kernel<<<grid_for(B * D), CUDA_THREADS, 0, ctx->stream>>>(dst, src, idx, B, D);
+    CUDA_LAUNCHED();
+    return 0;
+}
+
 static __global__ void add_row_vector_kernel(float *y, const float *b, int64_t rows, int64_t cols)
 {
     GRID_STRIDE(i, rows * cols) {
@@ -1010,6 +1032,8 @@ static void cuda_ops_fill(void)
 {
     debcm_ops *t = &g_cuda_ops;
     t->name = "cuda";
+    t->host_memory = 0;
+    t->gather_rows = cu_gather_rows;
     t->alloc = cu_alloc;
     t->free = cu_free;
     t->upload = cu_upload;
