@@ -32,6 +32,7 @@
 #include "engine/math.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
+#include "engine/rng_x86.h"
 #include "io/npy.h"
 
 #define GRAD_TOL 1e-4 /* float32 analytic vs float64 finite differences, relative to the gradient's max */
@@ -383,6 +384,21 @@ static void test_dropout(void)
     d2.counter = d1.counter + 12345;
     OK(ops->dropout_mask(m3, d2, p, 1000));
     CHECK(!memcmp(m3, m1 + 12345, 1000));
+    /* the eight-block AVX2 Philox (when this CPU has AVX2) against the scalar one, at counters near 2^32 too */
+    int philox8_bad = 0;
+    for (uint64_t q = 0; q < 4096; q += 8) {
+        uint32_t r8[4][8];
+        uint64_t qq = q + (q & 64 ? 0xFFFFFFF0ull : 0), st = 0x1234567ull << (q % 40);
+        rng_philox8(r8, 0xABCDEF0123ull + q, st, qq);
+        for (int b = 0; b < 8; b++) {
+            rng_u32x4 one = rng_philox(0xABCDEF0123ull + q, st, qq + (uint64_t)b);
+            for (int lane = 0; lane < 4; lane++)
+                philox8_bad += one.v[lane] != r8[lane][b];
+        }
+    }
+    printf("  philox8        %s, %d words differ from rng_philox\n", rng_philox8_available() ? "AVX2" : "scalar",
+           philox8_bad);
+    CHECK(philox8_bad == 0);
     /* short draws at every alignment to the 4-lane Philox block (the head and tail lanes of a block) */
     for (int64_t off = 0; off < 9; off++)
         for (int64_t len = 1; len < 11; len++) {
