@@ -691,6 +691,9 @@ static int cmd_train_main(run_opts *o)
         struct tm tmv;
         localtime_r(&now, &tmv);
         strftime(o->out_buf, sizeof o->out_buf, "runs/%Y%m%d-%H%M%S", &tmv);
+        size_t base = strlen(o->out_buf);
+        for (int k = 2; k < 1000 && access(o->out_buf, F_OK) == 0; k++) /* a run started in the same second */
+            snprintf(o->out_buf + base, sizeof o->out_buf - base, "-%d", k);
         o->out = o->out_buf;
     }
     char p_teacher[PATH_MAX], p_student[PATH_MAX], p_report[PATH_MAX];
@@ -724,8 +727,12 @@ static int cmd_train_main(run_opts *o)
     if (train_data_build(&td, &ds, o->scfg.L))
         goto done;
     model_dims dt = train_dims(&td, 0), dsd = train_dims(&td, 1);
-    if (net_create(&teacher, ops, &dt, 0))
+    /* both networks before any training, so that sizes the machine cannot hold fail first (--latent) */
+    if (net_create(&teacher, ops, &dt, 0) || (do_student && net_create(&student, ops, &dsd, 1))) {
+        debcm_error_prefix("the networks (L %lld, D_v %lld, D_m %lld; --latent sets L)", (long long)dsd.L,
+                           (long long)dsd.D_v, (long long)dsd.D_m);
         goto done;
+    }
     if (!do_teacher && checkpoint_load(&teacher, o->teacher_ckpt))
         goto done;
     if (prepare_out(&dirs, o->out)) /* before any training; nothing is left if refused */
@@ -758,7 +765,7 @@ static int cmd_train_main(run_opts *o)
     }
     if (do_student) {
         train_phase_opts so = {o->seed, stdout, p_student, vm.meta, vm.n, o->teacher_recompute};
-        if (net_create(&student, ops, &dsd, 1) || net_init(&student, o->seed ^ 0x9E3779B97F4A7C15ull) ||
+        if (net_init(&student, o->seed ^ 0x9E3779B97F4A7C15ull) ||
             train_student(&student, &teacher, &td, &o->scfg, &so, &rs))
             goto done;
         wrote = 1;

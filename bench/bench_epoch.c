@@ -13,6 +13,8 @@
  * With --device cuda the same runs use the CUDA table, the ceiling is cuBLAS's SGEMM at the same shapes, and the
  * device memory in use is printed. */
 #include <cblas.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +329,30 @@ static int bench_eval(int which, const debcm_net *net, const train_data *td, int
     return 0;
 }
 
+/* one line on stderr and the usage exit status, as debcm's commands do */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench_epoch: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see --help)\n");
+    va_end(ap);
+    return 2;
+}
+
+static int parse_int_in(const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (errno || end == s || *end || x < lo || x > hi)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_epoch ROOT [--epochs N] [--threads N] [--only teacher|student]\n"
@@ -347,47 +373,47 @@ int main(int argc, char **argv)
     int epochs = 2, threads = 0, only = -1; /* only: -1 both phases, 0 teacher, 1 student (for perf) */
     int teacher_cache = 1, tf32 = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = !strcmp(a, "--epochs") || !strcmp(a, "--threads") || !strcmp(a, "--only") ||
+                    !strcmp(a, "--teacher-cache") || !strcmp(a, "--device");
+        if (takes && !v)
+            return usage_error("option '%s' needs a value", a);
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) {
-            epochs = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
-            i++;
-            only = !strcmp(argv[i], "teacher") ? 0 : !strcmp(argv[i], "student") ? 1 : -2;
-            if (only == -2) {
-                usage(stderr);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--teacher-cache") && i + 1 < argc) {
-            i++;
-            teacher_cache = !strcmp(argv[i], "on") ? 1 : !strcmp(argv[i], "off") ? 0 : -1;
-            if (teacher_cache < 0) {
-                usage(stderr);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
-            i++;
-            use_cuda = !strcmp(argv[i], "cuda") ? 1 : !strcmp(argv[i], "cpu") ? 0 : -1;
-            if (use_cuda < 0) {
-                usage(stderr);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--tf32")) {
+        } else if (!strcmp(a, "--epochs")) {
+            if (parse_int_in(v, 1, MAX_RUNS, &epochs))
+                return usage_error("--epochs expects an integer in [1, %d], found '%s'", MAX_RUNS, v);
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_int_in(v, 1, 4096, &threads))
+                return usage_error("--threads expects an integer in [1, 4096], found '%s'", v);
+        } else if (!strcmp(a, "--only")) {
+            only = !strcmp(v, "teacher") ? 0 : !strcmp(v, "student") ? 1 : -2;
+            if (only == -2)
+                return usage_error("--only expects teacher or student, found '%s'", v);
+        } else if (!strcmp(a, "--teacher-cache")) {
+            teacher_cache = !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -1;
+            if (teacher_cache < 0)
+                return usage_error("--teacher-cache expects on or off, found '%s'", v);
+        } else if (!strcmp(a, "--device")) {
+            use_cuda = !strcmp(v, "cuda") ? 1 : !strcmp(v, "cpu") ? 0 : -1;
+            if (use_cuda < 0)
+                return usage_error("--device expects cpu or cuda, found '%s'", v);
+        } else if (!strcmp(a, "--tf32")) {
             tf32 = 1;
-        } else if (argv[i][0] != '-' && !root) {
-            root = argv[i];
+        } else if (a[0] == '-') {
+            return usage_error("unknown option '%s'", a);
+        } else if (root) {
+            return usage_error("unexpected argument '%s' (ROOT is '%s')", a, root);
         } else {
-            usage(stderr);
-            return 2;
+            root = a;
         }
+        i += takes;
     }
-    if (!root || epochs < 1 || epochs > MAX_RUNS || threads < 0) {
-        usage(stderr);
-        return 2;
-    }
+    if (!root)
+        return usage_error("need ROOT (a dataset in the published layout: debcm synth --scale tt150k --out ROOT)");
+    if (tf32 && !use_cuda)
+        return usage_error("--tf32 applies to --device cuda only");
     if (threads > 0) {
 #ifdef _OPENMP
         omp_set_num_threads(threads);
@@ -493,8 +519,8 @@ int main(int argc, char **argv)
                "once per run\n", (long long)ds.train.n, (long long)ds.ugc_vggish.rows, er[1].cache_ms);
     printf("\nvalidation       teacher full ranking on data_pgc val (%lld pairs, %lld musics): %.0f ms  (R@25 %.4f)\n",
            (long long)ds.pgc_val.n, (long long)ds.pgc_vggish.rows, ev_ms[0], ev_r[0]);
-    printf("                 student 100 negatives on val (%lld rows): %.0f ms  (R@25 %.4f)   median of %d\n",
-           (long long)ds.val.n, ev_ms[1], ev_r[1], EVAL_RUNS);
+    printf("                 student %lld negatives on val (%lld rows): %.0f ms  (R@25 %.4f)   median of %d\n",
+           (long long)ds.val.n_neg, (long long)ds.val.n, ev_ms[1], ev_r[1], EVAL_RUNS);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     if (getloadavg(la, 3) == 3)
