@@ -9,8 +9,9 @@ add_test(NAME test_cuda_smoke COMMAND test_cuda_smoke)
 set_tests_properties(test_cuda_smoke PROPERTIES SKIP_RETURN_CODE 77 LABELS cuda)
 
 # Every op of the CUDA table against the CPU table (awkward sizes, sentinels around every device tensor, the +=
-# contract, NULL d-outputs, determinism, Philox draws), the evaluation ops, and one teacher and one student
-# training step plus both evaluation protocols on both tables.
+# contract, NULL d-outputs, determinism, Philox draws, gather_rows), the evaluation ops, one teacher and one
+# student training step plus both evaluation protocols on both tables, and two epochs of each phase through
+# engine/train.c (resident data, teacher cache on and off) against the CPU.
 debcm_c_test(test_cuda_parity test_cuda_parity.c)
 target_link_libraries(test_cuda_parity PRIVATE debcm_cuda debcm_core)
 set_tests_properties(test_cuda_parity PROPERTIES LABELS cuda TIMEOUT 900)
