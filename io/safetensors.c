@@ -374,8 +374,9 @@ static int parse_file(safetensors_file *f, const uint8_t *buf, size_t len)
                           "%zu bytes", f->path, len);
     uint64_t n = load_le64(buf);
     if (n > SAFETENSORS_MAX_HEADER)
-        return debcm_fail("%s: expected a header length of at most %llu bytes, found %llu", f->path,
-                          (unsigned long long)SAFETENSORS_MAX_HEADER, (unsigned long long)n);
+        return debcm_fail("%s: not a .safetensors file? expected a header length of at most %llu bytes in its first "
+                          "8 bytes, found %llu", f->path, (unsigned long long)SAFETENSORS_MAX_HEADER,
+                          (unsigned long long)n);
     if (n > len - 8)
         return debcm_fail("%s: header of %llu bytes runs past the end of the file (%zu bytes after the length)",
                           f->path, (unsigned long long)n, len - 8);
