@@ -3,8 +3,9 @@
  * validation protocol. The data stay resident in backend memory for the whole phase (the memory-mapped arrays
  * themselves on the CPU, one upload at the start on a GPU). Per epoch: shuffle (Philox Fisher–Yates at (seed,
  * phase stream, epoch)), one upload of the epoch's order, then for each batch ops->gather_rows of its features,
- * priors and cached teacher posteriors, one model_train_step + model_adam_step; then validate and keep the best
- * epoch in a second network (one ops->copy of each arena). Draws of step s use Philox counter s (a global step count), so a
+ * priors and cached teacher posteriors, one model_train_step_async + model_adam_step, all queued with no wait:
+ * the steps' loss terms are read once at the epoch's end (a non-finite loss is reported there, with its step);
+ * then validate and keep the best epoch in a second network (one ops->copy of each arena). Draws of step s use Philox counter s (a global step count), so a
  * run is a pure function of its seed whatever the thread count (the ops split outputs, never reductions). */
 #include <math.h>
 #include <stdlib.h>
@@ -130,6 +131,10 @@ struct train_phase {
     /* the frozen teacher's posteriors (student, unless opt.teacher_recompute), backend memory: per training row
      * (video side) and per music */
     float *tc_mu_v, *tc_lv_v, *tc_mu_m, *tc_lv_m;
+    /* every step's MODEL_LOSS_TERMS loss terms of the epoch, backend memory [batches][terms], read once at the
+     * epoch's end (no host synchronisation between the steps of an epoch); h_terms its host copy */
+    float *b_terms, *h_terms;
+    int64_t max_batches;
 };
 
 static void backend_free(const debcm_ops *o, const void *p)
@@ -173,6 +178,8 @@ void train_phase_end(train_phase *ph)
     backend_free(o, ph->tc_lv_v);
     backend_free(o, ph->tc_mu_m);
     backend_free(o, ph->tc_lv_m);
+    backend_free(o, ph->b_terms);
+    free(ph->h_terms);
     free(ph);
 }
 
@@ -275,6 +282,13 @@ int train_phase_begin(train_phase **out, int student, debcm_net *net, const debc
         goto fail;
     }
     ph->Bmax = cfg->batch < n ? cfg->batch : n;
+    ph->max_batches = (n + ph->Bmax - 1) / ph->Bmax;
+    ph->h_terms = malloc((size_t)(ph->max_batches * MODEL_LOSS_TERMS) * sizeof *ph->h_terms);
+    ph->b_terms = o->alloc((size_t)(ph->max_batches * MODEL_LOSS_TERMS) * sizeof *ph->b_terms);
+    if (!ph->h_terms || !ph->b_terms) {
+        debcm_error_prefix("%s: the loss log of an epoch (%lld batches)", ph->name, (long long)ph->max_batches);
+        goto fail;
+    }
     ph->perm = malloc((size_t)n * sizeof *ph->perm);
     ph->h_idx = malloc((size_t)(3 * n) * sizeof *ph->h_idx);
     if (!ph->perm || !ph->h_idx) {
@@ -354,12 +368,14 @@ static int gather_batch(train_phase *ph, int64_t b0, int64_t B, model_batch *bat
 
 int train_phase_epoch(train_phase *ph, int64_t epoch, train_epoch_stats *st)
 {
+    const debcm_ops *o = ph->net->ops;
     const int64_t n = ph->n, Bmax = ph->Bmax;
     double te = train_now(), sum[8] = {0};
     memset(st, 0, sizeof *st);
     if (order_epoch(ph, epoch))
         return -1;
-    for (int64_t b0 = 0; b0 < n; b0 += Bmax) {
+    int64_t nb = 0, first_step = ph->steps;
+    for (int64_t b0 = 0; b0 < n; b0 += Bmax) { /* queued: nothing waits for a step to finish */
         int64_t B = n - b0 < Bmax ? n - b0 : Bmax;
         if (B == 1) {
             st->skipped++;
@@ -367,24 +383,32 @@ int train_phase_epoch(train_phase *ph, int64_t epoch, train_epoch_stats *st)
         }
         model_batch batch;
         model_teacher_post tp;
-        model_losses l;
         if (gather_batch(ph, b0, B, &batch, &tp) ||
-            model_train_step(ph->net, &ph->ws, ph->cfg, ph->teacher, &batch, NULL, ph->opt.seed,
-                             (uint64_t)ph->steps, &l) ||
+            model_train_step_async(ph->net, &ph->ws, ph->cfg, ph->teacher, &batch, NULL, ph->opt.seed,
+                                   (uint64_t)ph->steps, ph->b_terms + nb * MODEL_LOSS_TERMS) ||
             model_adam_step(ph->net, ph->cfg))
             return debcm_error_prefix("%s epoch %lld, batch %lld", ph->name, (long long)epoch,
                                       (long long)(b0 / Bmax));
-        if (!isfinite(l.loss))
-            return debcm_fail("%s epoch %lld, batch %lld: the loss is %g (diverged; try a smaller learning rate)",
-                              ph->name, (long long)epoch, (long long)(b0 / Bmax), l.loss);
         ph->steps++;
-        st->batches++;
+        nb++;
         st->samples += B;
+    }
+    if (o->download(ph->h_terms, ph->b_terms, (size_t)(nb * MODEL_LOSS_TERMS) * sizeof *ph->h_terms))
+        return debcm_error_prefix("%s epoch %lld: reading the loss terms", ph->name, (long long)epoch);
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t B = b * Bmax + Bmax <= n ? Bmax : n - b * Bmax;
+        model_losses l;
+        model_losses_from_terms(&l, ph->h_terms + b * MODEL_LOSS_TERMS, ph->cfg, ph->student, B);
+        if (!isfinite(l.loss))
+            return debcm_fail("%s epoch %lld, batch %lld (step %lld): the loss is %g (diverged; try a smaller "
+                              "learning rate)", ph->name, (long long)epoch, (long long)b,
+                              (long long)(first_step + b), l.loss);
         double terms[8] = {l.loss, l.music, l.video, l.kl_m, l.kl_v, l.recon, l.distill_m, l.distill_v};
         for (int i = 0; i < 8; i++)
             sum[i] += terms[i];
     }
-    double k = st->batches ? 1.0 / (double)st->batches : 0.0;
+    st->batches = nb;
+    double k = nb ? 1.0 / (double)nb : 0.0;
     st->loss = sum[0] * k;
     st->music = sum[1] * k;
     st->video = sum[2] * k;

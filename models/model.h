@@ -200,6 +200,17 @@ int model_train_step(debcm_net *net, model_workspace *ws, const model_config *cf
                      const model_batch *batch, const model_draws *replay, uint64_t seed, uint64_t step,
                      model_losses *out);
 
+/* The same step without waiting for it: the MODEL_LOSS_TERMS loss terms (recon_m, recon_v, kl_m, kl_v, music,
+ * video, distill_m, distill_v; the order of model_losses) go to `terms` in BACKEND memory and nothing is downloaded,
+ * so a trainer can queue a whole epoch of steps with no host synchronisation and read the terms once at its end.
+ * model_losses_from_terms turns downloaded terms into model_losses (host arithmetic only). */
+#define MODEL_LOSS_TERMS 8
+int model_train_step_async(debcm_net *net, model_workspace *ws, const model_config *cfg, const debcm_net *teacher,
+                           const model_batch *batch, const model_draws *replay, uint64_t seed, uint64_t step,
+                           float *terms);
+void model_losses_from_terms(model_losses *out, const float terms[MODEL_LOSS_TERMS], const model_config *cfg,
+                             int student, int64_t B);
+
 /* One Adam step (SPEC §5) over the whole trainable arena with the gradients of the last step. */
 int model_adam_step(debcm_net *net, const model_config *cfg);
 

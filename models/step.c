@@ -211,15 +211,16 @@ static debcm_draw step_draw(uint64_t seed, int student, int use, uint64_t step)
     return d;
 }
 
-int model_train_step(debcm_net *net, model_workspace *ws, const model_config *cfg, const debcm_net *teacher,
-                     const model_batch *batch, const model_draws *replay, uint64_t seed, uint64_t step,
-                     model_losses *out)
+int model_train_step_async(debcm_net *net, model_workspace *ws, const model_config *cfg, const debcm_net *teacher,
+                           const model_batch *batch, const model_draws *replay, uint64_t seed, uint64_t step,
+                           float *terms)
 {
     const debcm_ops *o = net->ops;
     const int64_t B = batch->B, L = net->dims.L, Dm = net->dims.D_m, Dv = net->dims.D_v, G = net->dims.G;
     const int student = net->student;
     const float pd = cfg->dropout;
-    memset(out, 0, sizeof *out);
+    if (!terms)
+        return debcm_fail("model_train_step_async: NULL terms");
     if (B < 2)
         return debcm_fail("model_train_step: a batch of %lld row(s) cannot be trained (BatchNorm in training mode "
                           "needs at least 2 rows, SPEC §6): skip it",
@@ -275,7 +276,7 @@ int model_train_step(debcm_net *net, model_workspace *ws, const model_config *cf
     }
     TRY(decoder_forward(o, &ws->rm, &p->m_dec, &net->s.m_dec, ws->z_v, mk_rm, pd, B, L, Dm)); /* r_m = R_m(z_v) */
     TRY(decoder_forward(o, &ws->rv, &p->v_dec, &net->s.v_dec, zm_match, mk_rv, pd, B, L, Dv)); /* r_v = R_v(z'_m) */
-    float *sc = ws->scalars; /* recon_m, recon_v, kl_m, kl_v, music, video, distill_m, distill_v */
+    float *sc = terms; /* recon_m, recon_v, kl_m, kl_v, music, video, distill_m, distill_v */
     TRY(o->zero(sc, 8 * sizeof *sc));
     TRY(o->mse_forward(sc + 0, ws->rm.out, batch->x_m, B * Dm));
     TRY(o->mse_forward(sc + 1, ws->rv.out, batch->x_v, B * Dv));
@@ -296,24 +297,7 @@ int model_train_step(debcm_net *net, model_workspace *ws, const model_config *cf
         TRY(o->distill_forward(sc + 6, ws->em.mu, ws->em.lv, tp.mu_m, tp.lv_m, cfg->distill, B, L));
         TRY(o->distill_forward(sc + 7, ws->ev.mu, ws->ev.lv, tp.mu_v, tp.lv_v, cfg->distill, B, L));
     }
-    float h[8];
-    TRY(o->download(h, sc, sizeof h));
     const float sign = match_loss_sign(mc.variant); /* faithful: −factor·music − video (SPEC §3) */
-    out->B = B;
-    out->k = mc.variant == MATCH_SOFTMAX ? 0 : match_k_eff(mc.k, B);
-    out->recon_m = h[0];
-    out->recon_v = h[1];
-    out->recon = (double)h[0] + h[1];
-    out->kl_m = h[2];
-    out->kl_v = h[3];
-    out->music = h[4];
-    out->video = h[5];
-    out->distill_m = h[6];
-    out->distill_v = h[7];
-    out->loss = (double)sign * cfg->factor * out->music + (double)sign * out->video + out->kl_m + out->kl_v +
-                (double)cfg->w_recon * out->recon;
-    if (student) /* loss_student = − music − video + α·distill + KL_m + KL_v + recon (SPEC §4) */
-        out->loss += (double)cfg->alpha * (out->distill_m + out->distill_v);
 
     /* ---- backward: d loss / d every parameter ---- */
     TRY(o->match_backward(dzm_match, ws->dz_v, ws->dS, sign * cfg->factor, sign, ws->S, ws->sel_m, ws->sel_v,
@@ -337,6 +321,42 @@ int model_train_step(debcm_net *net, model_workspace *ws, const model_config *cf
     }
     TRY(encoder_backward(o, &ws->em, &p->m_enc, &g->m_enc, mk_em, pd, B, Dm, L));
     TRY(encoder_backward(o, &ws->ev, &p->v_enc, &g->v_enc, mk_ev, pd, B, Dv, L));
+    return 0;
+}
+
+void model_losses_from_terms(model_losses *out, const float terms[MODEL_LOSS_TERMS], const model_config *cfg,
+                             int student, int64_t B)
+{
+    const float *h = terms;
+    const float sign = match_loss_sign(cfg->match.variant); /* faithful: −factor·music − video (SPEC §3) */
+    memset(out, 0, sizeof *out);
+    out->B = B;
+    out->k = cfg->match.variant == MATCH_SOFTMAX ? 0 : match_k_eff(cfg->match.k, B);
+    out->recon_m = h[0];
+    out->recon_v = h[1];
+    out->recon = (double)h[0] + h[1];
+    out->kl_m = h[2];
+    out->kl_v = h[3];
+    out->music = h[4];
+    out->video = h[5];
+    out->distill_m = h[6];
+    out->distill_v = h[7];
+    out->loss = (double)sign * cfg->factor * out->music + (double)sign * out->video + out->kl_m + out->kl_v +
+                (double)cfg->w_recon * out->recon;
+    if (student) /* loss_student = − music − video + α·distill + KL_m + KL_v + recon (SPEC §4) */
+        out->loss += (double)cfg->alpha * (out->distill_m + out->distill_v);
+}
+
+int model_train_step(debcm_net *net, model_workspace *ws, const model_config *cfg, const debcm_net *teacher,
+                     const model_batch *batch, const model_draws *replay, uint64_t seed, uint64_t step,
+                     model_losses *out)
+{
+    float h[MODEL_LOSS_TERMS];
+    memset(out, 0, sizeof *out);
+    if (model_train_step_async(net, ws, cfg, teacher, batch, replay, seed, step, ws->scalars) ||
+        net->ops->download(h, ws->scalars, sizeof h))
+        return -1;
+    model_losses_from_terms(out, h, cfg, net->student, batch->B);
     return 0;
 }
 
