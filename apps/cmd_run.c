@@ -105,31 +105,40 @@ static void usage(FILE *out, int cmd)
             "  --out RUNDIR              output directory (created; default runs/<timestamp>)\n");
     if (cmd == CMD_STUDENT)
         fprintf(out, "  --teacher CKPT            the teacher checkpoint (required)\n");
-    fprintf(out,
-            "  --epochs N                epochs of both phases (50); 0 keeps the initial model (a baseline)\n"
-            "  --teacher-epochs N        epochs of the teacher phase\n"
-            "  --student-epochs N        epochs of the student phase\n"
-            "  --batch-size N            rows per batch, at least 2 (1024)\n"
-            "  --seed N                  seed of initialisation, shuffles, dropout and noise (1)\n"
-            "  --threads N               CPU threads (OpenMP and OpenBLAS; default: theirs)\n"
-            "  --device cpu|cuda         the backend (cpu; cuda: not yet run on a GPU, see README)\n"
-            "  --tf32                    cuda: let cuBLAS use TF32 tensor cores for the FP32 GEMMs\n"
-            "  --lr-teacher X            teacher learning rate (1e-4)\n"
-            "  --lr-student X            student learning rate (1e-3)\n"
-            "  --weight-decay X          L2 weight decay of both (1e-3)\n"
-            "  --latent N                latent size L (128)\n"
-            "  --dropout P               dropout probability in [0, 1) (0.2)\n"
-            "  --margin X                matching margin (0.05)\n"
-            "  --k N                     negatives per row in the matching term, capped at B-1 (40)\n"
-            "  --alpha X                 distillation weight (5e-5)\n"
-            "  --matching published|hinge|softmax   matching term (published: faithful, SPEC §6)\n"
-            "  --temperature X           softmax matching temperature (0.1)\n"
-            "  --distill published|kl    distillation term (published: faithful KLG, SPEC §6)\n"
-            "  --teacher-cache on|off    on: the frozen teacher's posteriors of every student training row are\n"
-            "                            computed once (the same values, less work); off: every step (on)\n"
-            "  -h, --help                this help\n"
-            "\n"
-            "Exit status: 0 done, 1 failed (one line on stderr), 2 bad usage.\n");
+    /* each line once, shown to the commands it applies to (phases: 1 teacher, 2 student, 3 both) */
+    static const struct {
+        int phases; /* 1: train-teacher, 2: train-student, 3: both (and run) */
+        const char *text;
+    } lines[] = {
+        {3, "  --epochs N                epochs of the phase(s) (50); 0 keeps the initial model (a baseline)\n"},
+        {1, "  --teacher-epochs N        epochs of the teacher phase\n"},
+        {2, "  --student-epochs N        epochs of the student phase\n"},
+        {3, "  --batch-size N            rows per batch, at least 2 (1024)\n"},
+        {3, "  --seed N                  seed of initialisation, shuffles, dropout and noise (1)\n"},
+        {3, "  --threads N               CPU threads (OpenMP and OpenBLAS; default: theirs)\n"},
+        {3, "  --device cpu|cuda         the backend (cpu; cuda: not yet run on a GPU, see README)\n"},
+        {3, "  --tf32                    cuda: let cuBLAS use TF32 tensor cores for the FP32 GEMMs\n"},
+        {1, "  --lr-teacher X            teacher learning rate (1e-4)\n"},
+        {2, "  --lr-student X            student learning rate (1e-3)\n"},
+        {3, "  --weight-decay X          L2 weight decay (1e-3)\n"},
+        {3, "  --latent N                latent size L (128)\n"},
+        {3, "  --dropout P               dropout probability in [0, 1) (0.2)\n"},
+        {3, "  --margin X                matching margin (0.05)\n"},
+        {3, "  --k N                     negatives per row in the matching term, capped at B-1 (40)\n"},
+        {2, "  --alpha X                 distillation weight (5e-5)\n"},
+        {3, "  --matching published|hinge|softmax   matching term (published: faithful, SPEC §6)\n"},
+        {3, "  --temperature X           softmax matching temperature (0.1)\n"},
+        {2, "  --distill published|kl    distillation term (published: faithful KLG, SPEC §6)\n"},
+        {2, "  --teacher-cache on|off    on: the frozen teacher's posteriors of every student training row are\n"
+            "                            computed once (the same values, less work); off: every step (on)\n"},
+    };
+    int phases = cmd == CMD_TEACHER ? 1 : cmd == CMD_STUDENT ? 2 : 3;
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        if (lines[i].phases & phases)
+            fputs(lines[i].text, out);
+    fprintf(out, "  -h, --help                this help\n"
+                 "\n"
+                 "Exit status: 0 done, 1 failed (one line on stderr), 2 bad usage.\n");
 }
 
 static int usage_error(const run_opts *o, const char *fmt, ...) DEBCM_PRINTF(2, 3);
@@ -221,6 +230,10 @@ static int parse(run_opts *o, int argc, char **argv)
                     ok |= eval_ok[i] == c;
             } else if (c == OPT_MODEL || c == OPT_JSON || (c == OPT_TEACHER && o->cmd != CMD_STUDENT)) {
                 ok = 0;
+            } else if (o->cmd == CMD_TEACHER) { /* the student phase's own options */
+                ok = c != OPT_SEPOCHS && c != OPT_LRS && c != OPT_ALPHA && c != OPT_DISTILL && c != OPT_TCACHE;
+            } else if (o->cmd == CMD_STUDENT) { /* the teacher comes trained from --teacher */
+                ok = c != OPT_TEPOCHS && c != OPT_LRT;
             }
             if (!ok)
                 return usage_error(o, "option '%s' does not apply to %s", opt, cname(o));

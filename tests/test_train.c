@@ -314,6 +314,9 @@ static void test_usage(const char *tiny)
     U(2, "option '--model' does not apply to run", "run '%s' --model x --out '%s'", tiny, o);
     U(2, "option '--epochs' does not apply to evaluate", "evaluate --model x --epochs 3 '%s'", tiny);
     U(2, "--teacher CKPT is required", "train-student '%s' --out '%s'", tiny, o);
+    U(2, "option '--distill' does not apply to train-teacher", "train-teacher '%s' --distill kl --out '%s'", tiny, o);
+    U(2, "option '--teacher-epochs' does not apply to train-student",
+      "train-student '%s' --teacher x --teacher-epochs 3 --out '%s'", tiny, o);
     U(2, "--model CKPT is required", "evaluate '%s'", tiny);
     U(2, "--tf32 applies to --device cuda only", "run '%s' --tf32 --out '%s'", tiny, o);
     { /* --device cuda: without a GPU (or a CUDA build) one line naming the option and no output; with one, a run */
