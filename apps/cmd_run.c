@@ -28,6 +28,7 @@
 #include "engine/train.h"
 #include "io/atomic_file.h"
 #include "io/dataset.h"
+#include "io/json_file.h"
 #include "models/checkpoint.h"
 #ifdef DEBCM_WITH_CUDA
 #include "kernels/cuda_ops.h"
@@ -541,23 +542,6 @@ static json_t *variants_json(const run_opts *o)
                      "latent", (json_int_t)s->L);
 }
 
-static int write_json(json_t *root, const char *path)
-{
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-    if (!text)
-        return debcm_fail("%s: could not format the JSON", path);
-    atomic_file a;
-    int rc = -1;
-    if (atomic_file_begin(&a, path) == 0) {
-        if (atomic_file_write(&a, text, strlen(text)) == 0 && atomic_file_write(&a, "\n", 1) == 0)
-            rc = atomic_file_commit(&a);
-        else
-            atomic_file_abort(&a);
-    }
-    free(text);
-    return rc;
-}
-
 /* ---- the commands -------------------------------------------------------------------------------------------- */
 
 static int resolve_dirs(const run_opts *o, char *pgc, char *data)
@@ -807,7 +791,7 @@ static int cmd_train_main(run_opts *o)
             debcm_fail("could not build the report");
             goto done;
         }
-        int wrc = write_json(root, p_report);
+        int wrc = json_file_write(root, p_report);
         json_decref(root);
         if (wrc)
             goto done;

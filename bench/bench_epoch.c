@@ -26,9 +26,12 @@
 #include <omp.h>
 #endif
 
+#include <jansson.h>
+
 #include "engine/error.h"
 #include "engine/train.h"
 #include "io/dataset.h"
+#include "io/json_file.h"
 #include "models/model.h"
 #ifdef DEBCM_WITH_CUDA
 #include "kernels/cuda_bench.h"
@@ -356,14 +359,15 @@ static int parse_int_in(const char *s, long lo, long hi, int *out)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_epoch ROOT [--epochs N] [--threads N] [--only teacher|student]\n"
-               "                        [--teacher-cache on|off] [--device cpu|cuda] [--tf32]\n\n"
+               "                        [--teacher-cache on|off] [--device cpu|cuda] [--tf32] [--json FILE]\n\n"
                "Teacher and student epoch throughput of a backend at the published sizes (batch 1024, L 128,\n"
                "k 40), median of N epochs (default 2) after one warm-up epoch, beside the SGEMM ceiling at the\n"
                "step's shapes; one validation of each protocol; peak RSS. --threads: OpenMP and OpenBLAS threads\n"
                "(default: theirs). --only: time one phase (e.g. under perf record; the student then distils\n"
                "from an initialised teacher). --teacher-cache: as debcm run's (on: the frozen teacher's posteriors\n"
                "computed once per phase, timed apart). --device cuda: the CUDA backend, beside cuBLAS's SGEMM\n"
-               "ceiling, and the device memory in use (--tf32: TF32 GEMMs). Make ROOT with\n"
+               "ceiling, and the device memory in use (--tf32: TF32 GEMMs). --json: the numbers also as JSON.\n"
+               "Make ROOT with\n"
                "`debcm synth --scale tt150k --out ROOT`.\n");
 }
 
@@ -372,10 +376,11 @@ int main(int argc, char **argv)
     const char *root = NULL;
     int epochs = 2, threads = 0, only = -1; /* only: -1 both phases, 0 teacher, 1 student (for perf) */
     int teacher_cache = 1, tf32 = 0;
+    const char *json_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(a, "--epochs") || !strcmp(a, "--threads") || !strcmp(a, "--only") ||
-                    !strcmp(a, "--teacher-cache") || !strcmp(a, "--device");
+                    !strcmp(a, "--teacher-cache") || !strcmp(a, "--device") || !strcmp(a, "--json");
         if (takes && !v)
             return usage_error("option '%s' needs a value", a);
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -401,6 +406,8 @@ int main(int argc, char **argv)
                 return usage_error("--device expects cpu or cuda, found '%s'", v);
         } else if (!strcmp(a, "--tf32")) {
             tf32 = 1;
+        } else if (!strcmp(a, "--json")) {
+            json_path = v;
         } else if (a[0] == '-') {
             return usage_error("unknown option '%s'", a);
         } else if (root) {
@@ -534,6 +541,36 @@ int main(int argc, char **argv)
 #endif
     printf("peak RSS         %.2f GiB (ru_maxrss; the feature files are memory-mapped and count once touched)\n",
            (double)ru.ru_maxrss / (1024.0 * 1024.0));
+    if (json_path) { /* the same numbers for bench/compare.py */
+        json_t *ph = json_object();
+        for (int p = 0; p < 2; p++) {
+            if (only >= 0 && p != only)
+                continue;
+            json_object_set_new(ph, p ? "student" : "teacher",
+                                json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "steps", (json_int_t)er[p].steps,
+                                          "samples", (json_int_t)er[p].samples, "ms_per_epoch", er[p].ms,
+                                          "samples_per_s", er[p].samples_s, "gflop_per_step", er[p].flops_step / 1e9,
+                                          "gflops", er[p].gflops, "floor_ms", er[p].floor_ms, "cache_ms",
+                                          p ? er[p].cache_ms : 0.0));
+        }
+        json_t *jroot = json_pack("{s:s, s:s, s:i, s:f, s:o, s:{s:f, s:f}, s:f, s:f}", "machine", cpu, "device",
+                                 use_cuda ? "cuda" : "cpu", "threads", omp_threads, "gemm_mix_gflops",
+                                 fl[1].flops / fl[1].gemm_s / 1e9, "phases", ph, "validation_ms", "teacher", ev_ms[0],
+                                 "student", ev_ms[1], "peak_rss_bytes", (double)ru.ru_maxrss * 1024.0,
+                                 "device_memory_bytes", 0.0);
+#ifdef DEBCM_WITH_CUDA
+        if (jroot && use_cuda)
+            json_object_set_new(jroot, "device_memory_bytes", json_real((double)dev_used));
+#endif
+        if (!jroot || json_file_write(jroot, json_path)) {
+            if (!jroot)
+                debcm_fail("%s: could not build the JSON results", json_path);
+            json_decref(jroot);
+            goto fail;
+        }
+        json_decref(jroot);
+        printf("json             %s\n", json_path);
+    }
     rc = 0;
 fail:
     if (rc)
