@@ -5,7 +5,7 @@
 # its threads with the engine's OpenMP loops (the pthreads build fights them for the cores).
 set -euo pipefail
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev zlib1g-dev libjansson-dev
-          python3 python3-numpy clang libclang-rt-dev)
+          python3 python3-numpy python3-torch clang libclang-rt-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" > /dev/null 2>&1 || missing+=("$p")
