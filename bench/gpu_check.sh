@@ -7,7 +7,8 @@
 #   3. compute-sanitizer memcheck and racecheck on a short training run (one teacher and one student epoch on
 #      `synth --scale tiny`, batch 64, so every kernel runs);
 #   4. the epoch-throughput benchmark at the published sizes (`synth --scale tt150k`) on the CUDA backend, FP32
-#      and TF32, and the whole job (`debcm run`, 50 + 50 epochs) timed;
+#      and TF32, the whole job (`debcm run`, 50 + 50 epochs) timed, and the GPU half of the PyTorch comparison
+#      (bench/compare.py: debcm beside both forms of bench/torch_ref, when the image's python3 has CUDA torch);
 #   5. a short table last: samples/s and ms per epoch per phase, the counted FP32 floor, device memory.
 # Logs go to $OUT (the device tool's folder that comes back) when it is set, else to gpu-check-out/. Each step
 # has its own time limit; a failed step is reported and the script goes on, exiting non-zero at the end.
@@ -81,6 +82,13 @@ step synth-tt150k 120 "$BUILD/debcm" synth --scale tt150k --out "$D/tt150k" --fo
 step bench-fp32 180 "$BUILD/bench_epoch" "$D/tt150k" --device cuda --epochs 3
 step bench-tf32 120 "$BUILD/bench_epoch" "$D/tt150k" --device cuda --epochs 3 --tf32
 step whole-job 180 "$BUILD/debcm" run "$D/tt150k" --device cuda --out "$D/run-tt150k"
+# the GPU half of the PyTorch comparison (issue 5): debcm and both forms of bench/torch_ref on the same data
+if python3 -c "import torch; assert torch.cuda.is_available()" 2> /dev/null; then
+    step compare-gpu 300 python3 bench/compare.py "$D/tt150k" --epochs 2 --device cuda --build "$BUILD" \
+        --out "$OUT_DIR/compare"
+else
+    echo "== compare-gpu skipped: no python3 with CUDA torch"
+fi
 
 # ---- 5. the table ----------------------------------------------------------------------------------------------
 {
@@ -92,6 +100,10 @@ step whole-job 180 "$BUILD/debcm" run "$D/tt150k" --device cuda --out "$D/run-tt
         grep -E '^(teacher|student) ' "$OUT_DIR/$b.log" | sed 's/^/   /'
         grep -E '^(ceiling|device memory|validation|  +student 100)' "$OUT_DIR/$b.log" | sed 's/^/   /'
     done
+    if [ -f "$OUT_DIR/compare/compare.md" ]; then
+        echo "-- PyTorch comparison (bench/compare.py, 2 epochs):"
+        grep -E '^\| (teacher|student) epoch' "$OUT_DIR/compare/compare.md" | sed 's/^/   /'
+    fi
     if [ -f "$OUT_DIR/whole-job.log" ]; then
         echo "-- whole job (debcm run, 50 + 50 epochs + test):"
         grep -E '^(teacher:|student:|  (10|25) )' "$OUT_DIR/whole-job.log" | sed 's/^/   /'
