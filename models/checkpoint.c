@@ -110,7 +110,7 @@ int checkpoint_load(debcm_net *net, const char *path)
     for (int i = 0; i < n; i++) {
         net_tensor t;
         if (net_tensor_get(net, i, &t) ||
-            safetensors_read_f32(&f, t.name, t.ndim, t.shape, "the data", host_place(net, h, &t)))
+            safetensors_read_f32(&f, t.name, t.ndim, t.shape, "the data and --latent", host_place(net, h, &t)))
             goto done;
     }
     if ((size_t)n != f.count) { /* a tensor we do not know: not a checkpoint of this network */

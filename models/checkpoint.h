@@ -7,8 +7,8 @@
  * "debcm-checkpoint-1", `model` = teacher|student, the dimensions `D_v`, `D_m`, `L`, `G` and whatever the trainer
  * adds (the variants, the epoch). Loading refuses a checkpoint of the other kind ("...: metadata 'model':
  * expected 'student', found 'teacher'") and any tensor whose shape does not match the network built from the data
- * ("teacher.safetensors: tensor 'v_encoder.fc_mu.weight': expected shape [128, 2048] (from the data), found
- * [128, 1024]"). Writes are atomic (io/atomic_file.h, through safetensors_write). */
+ * ("teacher.safetensors: tensor 'v_encoder.fc_mu.weight': expected shape [128, 2048] (from the data and
+ * --latent), found [128, 1024]"). Writes are atomic (io/atomic_file.h, through safetensors_write). */
 #ifndef DEBCM_CHECKPOINT_H
 #define DEBCM_CHECKPOINT_H
 

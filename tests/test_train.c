@@ -149,7 +149,8 @@ static void test_checkpoint(void)
     CHECK(checkpoint_load(&t, path) == -1);
     CHECK_CONTAINS(debcm_last_error(), "metadata 'model': expected 'teacher', found 'student'");
     CHECK(checkpoint_load(&s3, path) == -1);
-    CHECK_CONTAINS(debcm_last_error(), "tensor 'v_encoder.fc_mu.weight': expected shape [8, 20] (from the data), "
+    CHECK_CONTAINS(debcm_last_error(), "tensor 'v_encoder.fc_mu.weight': expected shape [8, 20] "
+                                       "(from the data and --latent), "
                                        "found [8, 24]");
     net_free(&s); net_free(&s2); net_free(&s3); net_free(&t);
 }
@@ -271,7 +272,7 @@ static void test_other_dv(const char *tiny)
     char *err = slurp(err_txt);
     CHECK_MSG(st == 1 && lines(err) == 1, "status %d, stderr: %s", st, err);
     CHECK_CONTAINS(err ? err : "", "teacher.safetensors: tensor 'v_encoder.fc_mu.weight': expected shape [128, 64] "
-                                   "(from the data), found [128, 32]");
+                                   "(from the data and --latent), found [128, 32]");
     CHECK(!exists(o));
     free(err);
 }
