@@ -45,10 +45,22 @@ def die(msg):
     sys.exit(2)
 
 
+def write_atomic(path, text):
+    """path gets text whole or not at all: a temporary file beside it, fsync, rename."""
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 # ---- children ---------------------------------------------------------------------------------------------------
 
 class Child:
     """One child process: command, exit status, wall time, its own peak RSS (os.wait4), logs."""
+
+    running = None  # the Popen being waited for (stopped on Ctrl-C)
 
     def __init__(self, name, cmd, logdir):
         self.name, self.cmd = name, [str(c) for c in cmd]
@@ -68,19 +80,19 @@ class Child:
             print("compare.py: %s failed: %s" % (self.name, self.error), flush=True)
             return False
         timed_out = False
+        Child.running = p
         while True:  # os.wait4: this child's own rusage (RUSAGE_CHILDREN would mix the children's peaks)
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid:
                 break
-            if timeout and time.perf_counter() - t0 > timeout and not timed_out:
-                timed_out = True
-                p.send_signal(signal.SIGTERM)
-                try:
-                    time.sleep(5)
-                    p.send_signal(signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            elapsed = time.perf_counter() - t0
+            if timeout and elapsed > timeout and not timed_out:
+                timed_out = True  # os.kill, not Popen.send_signal: that polls, and a poll would reap the child
+                os.kill(p.pid, signal.SIGTERM)
+            elif timed_out and elapsed > timeout + 5:
+                os.kill(p.pid, signal.SIGKILL)  # still there 5 s after SIGTERM (not reaped yet: the pid is ours)
             time.sleep(0.05)
+        Child.running = None
         self.wall_s = time.perf_counter() - t0
         self.rc = os.waitstatus_to_exitcode(status)
         p.returncode = self.rc  # reaped here; keep Popen from waiting again
@@ -413,7 +425,8 @@ def parse_args(argv):
     p.add_argument("root", metavar="ROOT", help="dataset (BUILD/debcm synth --scale tt150k --out ROOT)")
     p.add_argument("--epochs", type=int, required=True,
                    help="epochs of each phase for every system (bench_epoch: N timed after a warm-up, at most 32)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads of every child (0: each one's default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads of every child, the same for all (default: the CPUs this process may use)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--build", default="build", help="the debcm build folder (default build)")
     p.add_argument("--out", default=None, help="output folder (default runs/compare-<timestamp>)")
@@ -428,6 +441,12 @@ def parse_args(argv):
         p.error("--epochs must be at least 1")
     if a.threads < 0:
         p.error("--threads must be >= 0")
+    if a.threads == 0:  # one count for every system, so the ratios compare like with like
+        a.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if a.timeout is not None and a.timeout <= 0:
+        p.error("--timeout must be > 0 seconds")
+    if not set(SYSTEMS) - set(x.strip() for x in a.skip.split(",") if x.strip()):
+        p.error("--skip leaves no system to measure")
     a.skip = set(x.strip() for x in a.skip.split(",") if x.strip())
     bad = a.skip - set(SYSTEMS)
     if bad:
@@ -464,7 +483,15 @@ def main(argv):
         die("%s is missing" % TRAIN_PY)
     out = os.path.abspath(a.out or os.path.join("runs", "compare-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")))
     logdir = os.path.join(out, "logs")
-    os.makedirs(logdir, exist_ok=True)
+    try:
+        os.makedirs(logdir, exist_ok=True)
+    except OSError as e:
+        die("--out '%s': cannot create it: %s" % (out, e.strerror or e))
+    if a.device == "cuda" and not ({"published", "fast"} <= a.skip):
+        chk = subprocess.run([a.python, "-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if chk.returncode != 0:
+            die("--device cuda: %s has no CUDA-capable torch or no GPU is visible" % a.python)
     c = Child("dataset_sizes", [a.python, "-c", HELPER, HERE, "dataset_sizes", root], logdir)
     if not c.run(a.timeout):
         die("ROOT '%s': cannot read the dataset's sizes (%s; see %s)" % (a.root, (c.tail(1) or [c.error])[-1],
@@ -781,10 +808,8 @@ def main(argv):
     md.append("Logs and JSON: %s" % out)
     text = "\n".join(md) + "\n"
     result["markdown"] = text
-    with open(os.path.join(out, "compare.json"), "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    with open(os.path.join(out, "compare.md"), "w") as f:
-        f.write(text)
+    write_atomic(os.path.join(out, "compare.json"), json.dumps(result, indent=1, default=str) + "\n")
+    write_atomic(os.path.join(out, "compare.md"), text)
 
     if failed:
         print("\ncompare.py: %d child%s failed:" % (len(failed), "" if len(failed) == 1 else "ren"))
@@ -797,5 +822,23 @@ def main(argv):
     return 1 if failed else 0
 
 
+def interrupted():
+    """Ctrl-C or SIGTERM: stop the running child, wait for it, one line, exit 130."""
+    p = Child.running
+    if p is not None and p.returncode is None:
+        try:
+            os.kill(p.pid, signal.SIGTERM)
+            os.waitpid(p.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    print("\ncompare.py: interrupted; the running child was stopped (partial logs are in the output folder)",
+          file=sys.stderr)
+    return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(interrupted())

@@ -27,6 +27,7 @@ import argparse
 import copy
 import inspect
 import json
+import pickle
 import os
 import platform
 import random
@@ -395,6 +396,15 @@ def parse_args(argv):
     a.student_epochs = a.epochs if a.student_epochs is None else a.student_epochs
     if a.batch < 2:
         p.error("--batch must be at least 2")
+    for name in ("epochs", "teacher_epochs", "student_epochs"):
+        if getattr(a, name) < 1:
+            p.error("--%s must be at least 1" % name.replace("_", "-"))
+    if a.json:  # checked before any training: a regular file (or none yet) in an existing, writable folder
+        folder = os.path.dirname(os.path.abspath(a.json))
+        if os.path.exists(a.json) and not os.path.isfile(a.json):
+            p.error("--json '%s' exists and is not a regular file" % a.json)
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            p.error("--json '%s': the folder %s does not exist or is not writable" % (a.json, folder))
     return a
 
 
@@ -447,13 +457,22 @@ def main(argv):
                              ndcg={str(k): v for k, v in res["ndcg"].items()}, rows=res["rows"],
                              tie_rows=res["tie_rows"], rows_positive_in_negatives=res["rows_positive_in_negatives"],
                              eval_s=test_s))
-        tmp = args.json + ".tmp"
+        tmp = "%s.tmp.%d" % (args.json, os.getpid())
         with open(tmp, "w") as f:
             json.dump(out, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, args.json)
         print("wrote %s" % args.json)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:  # bad data or paths: one line, no traceback
+        print("train.py: error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("train.py: interrupted", file=sys.stderr)
+        sys.exit(130)
