@@ -481,6 +481,10 @@ def main(argv):
                                                                                       a.build))
     if not ({"published", "fast"} <= a.skip) and not os.path.isfile(TRAIN_PY):
         die("%s is missing" % TRAIN_PY)
+    if need_build:  # the whole dataset validated once (every file, row and value) before any child runs on it
+        chk = subprocess.run([debcm, "inspect", root], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if chk.returncode != 0:
+            die("ROOT '%s' fails validation: %s" % (a.root, (chk.stderr.strip().splitlines() or ["?"])[-1]))
     out = os.path.abspath(a.out or os.path.join("runs", "compare-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")))
     logdir = os.path.join(out, "logs")
     try:
