@@ -247,20 +247,6 @@ static int cpu_bn_backward(float *dx, float *dgamma, float *dbeta, const float *
 
 /* ---- dropout (SPEC §2) --------------------------------------------------------------------------------------- */
 
-/* Philox blocks qb .. qb+7 of the draw's stream: r[lane][b] (AVX2 when `wide`, else one block at a time) */
-static void philox_blocks8(uint32_t r[4][8], debcm_draw draw, uint64_t qb, int wide)
-{
-    if (wide) {
-        rng_philox8(r, draw.seed, draw.stream, qb);
-        return;
-    }
-    for (int b = 0; b < 8; b++) {
-        rng_u32x4 one = rng_philox(draw.seed, draw.stream, qb + (uint64_t)b);
-        for (int lane = 0; lane < 4; lane++)
-            r[lane][b] = one.v[lane];
-    }
-}
-
 static int cpu_dropout_mask(uint8_t *mask, debcm_draw draw, float p, int64_t n)
 {
     REQUIRE(mask && n >= 0, "dropout_mask: NULL mask or n = %lld", (long long)n);
@@ -270,12 +256,11 @@ static int cpu_dropout_mask(uint8_t *mask, debcm_draw draw, float p, int64_t n)
     /* element e = counter + i is lane e mod 4 of Philox block e / 4 (rng_uniform): one Philox call per 4 masks,
      * eight blocks at a time with AVX2 where the CPU has it (engine/rng_x86.h: the same numbers) */
     const uint64_t c0 = draw.counter, c1 = draw.counter + (uint64_t)n, q0 = c0 >> 2, nq = ((c1 - 1) >> 2) - q0 + 1;
-    const int wide = rng_philox8_available();
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (int64_t t = 0; t < (int64_t)((nq + 7) / 8); t++) {
         uint64_t qb = q0 + 8 * (uint64_t)t;
         uint32_t r[4][8];
-        philox_blocks8(r, draw, qb, wide);
+        rng_philox8(r, draw.seed, draw.stream, qb);
         for (int b = 0; b < 8; b++)
             for (int lane = 0; lane < 4; lane++) {
                 uint64_t e = (qb + (uint64_t)b) * 4 + (uint64_t)lane;
@@ -362,12 +347,11 @@ static int cpu_normal_draw(float *eps, debcm_draw draw, int64_t n)
     /* element e = counter + i comes from Philox block e / 2 (rng_normal): one Philox call per 2 normals, eight
      * blocks at a time (AVX2 where the CPU has it) */
     const uint64_t c0 = draw.counter, c1 = draw.counter + (uint64_t)n, q0 = c0 >> 1, nq = ((c1 - 1) >> 1) - q0 + 1;
-    const int wide = rng_philox8_available();
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (int64_t t = 0; t < (int64_t)((nq + 7) / 8); t++) {
         uint64_t qb = q0 + 8 * (uint64_t)t;
         uint32_t r8[4][8];
-        philox_blocks8(r8, draw, qb, wide);
+        rng_philox8(r8, draw.seed, draw.stream, qb);
         for (int b = 0; b < 8; b++) {
             rng_u32x4 r = {{r8[0][b], r8[1][b], r8[2][b], r8[3][b]}};
             for (int half = 0; half < 2; half++) {

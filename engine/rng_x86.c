@@ -1,15 +1,26 @@
 /* engine/rng_x86.c — Philox-4x32-10 on eight counters at once with AVX2 (engine/rng_x86.h). Each round needs the
  * full 64-bit products of two 32-bit words: _mm256_mul_epu32 gives them for the even 32-bit lanes, so the odd
  * lanes are shifted down, multiplied, and the low and high halves blended back into place. Compiled with a target
- * attribute, so the rest of the build keeps the baseline instruction set; rng_philox8_available() asks the CPU. */
+ * attribute, so the rest of the build keeps the baseline instruction set; rng_philox8 asks the CPU once and falls
+ * back to one block at a time without AVX2. */
 #include "engine/rng_x86.h"
 
 #include "engine/rng.h"
 
+/* one block at a time: the fallback, and what the AVX2 path must equal */
+static void philox8_scalar(uint32_t out[4][8], uint64_t seed, uint64_t stream, uint64_t q0)
+{
+    for (int b = 0; b < 8; b++) {
+        rng_u32x4 r = rng_philox(seed, stream, q0 + (uint64_t)b);
+        for (int lane = 0; lane < 4; lane++)
+            out[lane][b] = r.v[lane];
+    }
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-int rng_philox8_available(void)
+int rng_philox8_uses_avx2(void)
 {
     static int cached = -1;
     if (cached < 0) {
@@ -28,7 +39,8 @@ __attribute__((target("avx2"))) static inline void mulhilo8(__m256i a, __m256i m
     *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
 }
 
-__attribute__((target("avx2"))) void rng_philox8(uint32_t out[4][8], uint64_t seed, uint64_t stream, uint64_t q0)
+__attribute__((target("avx2"))) static void philox8_avx2(uint32_t out[4][8], uint64_t seed, uint64_t stream,
+                                                         uint64_t q0)
 {
     uint32_t lo_q[8], hi_q[8];
     for (int b = 0; b < 8; b++) {
@@ -59,17 +71,21 @@ __attribute__((target("avx2"))) void rng_philox8(uint32_t out[4][8], uint64_t se
     _mm256_storeu_si256((__m256i *)out[3], c3);
 }
 
+void rng_philox8(uint32_t out[4][8], uint64_t seed, uint64_t stream, uint64_t q0)
+{
+    if (rng_philox8_uses_avx2())
+        philox8_avx2(out, seed, stream, q0);
+    else
+        philox8_scalar(out, seed, stream, q0);
+}
+
 #else
 
-int rng_philox8_available(void) { return 0; }
+int rng_philox8_uses_avx2(void) { return 0; }
 
 void rng_philox8(uint32_t out[4][8], uint64_t seed, uint64_t stream, uint64_t q0)
 {
-    for (int b = 0; b < 8; b++) {
-        rng_u32x4 r = rng_philox(seed, stream, q0 + (uint64_t)b);
-        for (int lane = 0; lane < 4; lane++)
-            out[lane][b] = r.v[lane];
-    }
+    philox8_scalar(out, seed, stream, q0);
 }
 
 #endif

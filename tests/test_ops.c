@@ -396,7 +396,7 @@ static void test_dropout(void)
                 philox8_bad += one.v[lane] != r8[lane][b];
         }
     }
-    printf("  philox8        %s, %d words differ from rng_philox\n", rng_philox8_available() ? "AVX2" : "scalar",
+    printf("  philox8        %s, %d words differ from rng_philox\n", rng_philox8_uses_avx2() ? "AVX2" : "scalar",
            philox8_bad);
     CHECK(philox8_bad == 0);
     /* short draws at every alignment to the 4-lane Philox block (the head and tail lanes of a block) */
