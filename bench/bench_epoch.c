@@ -264,7 +264,10 @@ static int bench_phase(int student, debcm_net *net, const debcm_net *teacher, co
                        const model_config *cfg, int teacher_cache, int epochs, const step_floor *fl,
                        epoch_result *res)
 {
-    train_phase_opts opt = {SEED, NULL, NULL, NULL, 0, !teacher_cache};
+    train_phase_opts opt;
+    memset(&opt, 0, sizeof opt);
+    opt.seed = SEED;
+    opt.teacher_recompute = !teacher_cache;
     train_phase *ph = NULL;
     double cache_s = 0.0;
     if (train_phase_begin(&ph, student, net, teacher, td, cfg, &opt, &cache_s))
@@ -272,7 +275,7 @@ static int bench_phase(int student, debcm_net *net, const debcm_net *teacher, co
     double t[MAX_RUNS];
     train_epoch_stats st;
     for (int e = 0; e <= epochs; e++) { /* epoch 0 is the warm-up */
-        if (train_phase_epoch(ph, e + 1, &st)) {
+        if (train_phase_epoch(ph, e + 1, 0, &st)) {
             train_phase_end(ph);
             return -1;
         }

@@ -6,7 +6,12 @@
  * priors and cached teacher posteriors, one model_train_step_async + model_adam_step, all queued with no wait:
  * the steps' loss terms are read once at the epoch's end (a non-finite loss is reported there, with its step);
  * then validate and keep the best epoch in a second network (one ops->copy of each arena). Draws of step s use Philox counter s (a global step count), so a
- * run is a pure function of its seed whatever the thread count (the ops split outputs, never reductions). */
+ * run is a pure function of its seed whatever the thread count (the ops split outputs, never reductions).
+ * Each step's loss terms are read before its Adam step (in place on the CPU; a 32-byte download elsewhere) so that a
+ * non-finite loss never reaches the parameters; the BatchNorm running statistics, which the forward updates, are
+ * copied aside before every step (a few thousand floats) so that a refused step leaves no trace. The state goes to
+ * the caller's save_state after every epoch, every checkpoint_every steps, on a stop request and before a stop on a
+ * non-finite loss; a phase given opt->start continues exactly where that state was taken. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +140,19 @@ struct train_phase {
      * epoch's end (no host synchronisation between the steps of an epoch); h_terms its host copy */
     float *b_terms, *h_terms;
     int64_t max_batches;
+    float *stat_snap;   /* backend memory [n_stats]: the BatchNorm statistics before the step in flight */
+    int64_t nonfinite;  /* batches skipped for a non-finite loss, over the phase */
+    int64_t skipped;    /* one-row batches skipped, over the phase */
+    double t0, seconds0; /* when this process began the phase; the time of earlier processes (resumed) */
+    const debcm_net *best; /* run_phase's copy of the best epoch (for save_state); NULL in bench_epoch */
+    int64_t best_epoch;
+    double best_recall, best_ndcg;
 };
+
+static const char *const term_names[MODEL_LOSS_TERMS] = {"recon_m", "recon_v", "kl_m", "kl_v",
+                                                          "match_music", "match_video", "distill_m", "distill_v"};
+
+const char *train_term_name(int i) { return i >= 0 && i < MODEL_LOSS_TERMS ? term_names[i] : "?"; }
 
 static void backend_free(const debcm_ops *o, const void *p)
 {
@@ -179,6 +196,7 @@ void train_phase_end(train_phase *ph)
     backend_free(o, ph->tc_mu_m);
     backend_free(o, ph->tc_lv_m);
     backend_free(o, ph->b_terms);
+    backend_free(o, ph->stat_snap);
     free(ph->h_terms);
     free(ph);
 }
@@ -249,6 +267,7 @@ int train_phase_begin(train_phase **out, int student, debcm_net *net, const debc
     ph->td = td;
     ph->cfg = cfg;
     ph->opt = *opt;
+    ph->t0 = train_now();
     if (student) {
         ph->name = "student";
         ph->n = ds->train.n;
@@ -285,7 +304,8 @@ int train_phase_begin(train_phase **out, int student, debcm_net *net, const debc
     ph->max_batches = (n + ph->Bmax - 1) / ph->Bmax;
     ph->h_terms = malloc((size_t)(ph->max_batches * MODEL_LOSS_TERMS) * sizeof *ph->h_terms);
     ph->b_terms = o->alloc((size_t)(ph->max_batches * MODEL_LOSS_TERMS) * sizeof *ph->b_terms);
-    if (!ph->h_terms || !ph->b_terms) {
+    ph->stat_snap = o->alloc((size_t)(net->n_stats ? net->n_stats : 1) * sizeof(float));
+    if (!ph->h_terms || !ph->b_terms || !ph->stat_snap) {
         debcm_error_prefix("%s: the loss log of an epoch (%lld batches)", ph->name, (long long)ph->max_batches);
         goto fail;
     }
@@ -366,49 +386,117 @@ static int gather_batch(train_phase *ph, int64_t b0, int64_t B, model_batch *bat
     return 0;
 }
 
-int train_phase_epoch(train_phase *ph, int64_t epoch, train_epoch_stats *st)
+/* the loss terms of every batch of the epoch, in host memory (the backend's own on the CPU) */
+static float *terms_host(const train_phase *ph) { return ph->net->ops->host_memory ? ph->b_terms : ph->h_terms; }
+
+/* hand the state at (epoch, batch) to the caller */
+static int save_state(const train_phase *ph, int64_t epoch, int64_t batch)
+{
+    if (!ph->opt.save_state)
+        return 0;
+    train_state s;
+    memset(&s, 0, sizeof s);
+    s.pos.student = ph->student;
+    s.pos.next_epoch = epoch;
+    s.pos.next_batch = batch;
+    s.pos.step = ph->steps;
+    s.pos.best_epoch = ph->best_epoch;
+    s.pos.best_recall = ph->best_recall;
+    s.pos.best_ndcg = ph->best_ndcg;
+    s.pos.skipped_batches = ph->skipped;
+    s.pos.nonfinite_skipped = ph->nonfinite;
+    s.pos.seconds = ph->seconds0 + (train_now() - ph->t0);
+    s.pos.epoch_terms = terms_host(ph);
+    s.net = ph->net;
+    s.best = ph->best ? ph->best : ph->net;
+    return ph->opt.save_state(ph->opt.ctx, &s);
+}
+
+/* the first term of a step that is not finite, or −1 */
+static int nonfinite_term(const float *t)
+{
+    for (int i = 0; i < MODEL_LOSS_TERMS; i++)
+        if (!isfinite(t[i]))
+            return i;
+    return -1;
+}
+
+int train_phase_epoch(train_phase *ph, int64_t epoch, int64_t first_batch, train_epoch_stats *st)
 {
     const debcm_ops *o = ph->net->ops;
     const int64_t n = ph->n, Bmax = ph->Bmax;
+    const size_t stat_bytes = (size_t)ph->net->n_stats * sizeof(float);
     double te = train_now(), sum[8] = {0};
     memset(st, 0, sizeof *st);
     if (order_epoch(ph, epoch))
         return -1;
-    int64_t nb = 0, first_step = ph->steps;
-    for (int64_t b0 = 0; b0 < n; b0 += Bmax) { /* queued: nothing waits for a step to finish */
-        int64_t B = n - b0 < Bmax ? n - b0 : Bmax;
+    float *th = terms_host(ph);
+    for (int64_t b = first_batch; b * Bmax < n; b++) {
+        int64_t b0 = b * Bmax, B = n - b0 < Bmax ? n - b0 : Bmax;
+        float *terms = ph->b_terms + b * MODEL_LOSS_TERMS;
         if (B == 1) {
             st->skipped++;
+            ph->skipped++;
             continue;
         }
         model_batch batch;
         model_teacher_post tp;
-        if (gather_batch(ph, b0, B, &batch, &tp) ||
+        if (o->copy(ph->stat_snap, ph->net->stat_arena, stat_bytes) || gather_batch(ph, b0, B, &batch, &tp) ||
             model_train_step_async(ph->net, &ph->ws, ph->cfg, ph->teacher, &batch, NULL, ph->opt.seed,
-                                   (uint64_t)ph->steps, ph->b_terms + nb * MODEL_LOSS_TERMS) ||
-            model_adam_step(ph->net, ph->cfg))
-            return debcm_error_prefix("%s epoch %lld, batch %lld", ph->name, (long long)epoch,
-                                      (long long)(b0 / Bmax));
-        ph->steps++;
-        nb++;
-        st->samples += B;
+                                   (uint64_t)ph->steps, terms) ||
+            (!o->host_memory && o->download(th + b * MODEL_LOSS_TERMS, terms, MODEL_LOSS_TERMS * sizeof(float))))
+            return debcm_error_prefix("%s epoch %lld, batch %lld", ph->name, (long long)epoch, (long long)b);
+        int bad = nonfinite_term(th + b * MODEL_LOSS_TERMS);
+        if (bad >= 0) { /* the step never happened: statistics back, no Adam step */
+            float v = th[b * MODEL_LOSS_TERMS + bad];
+            if (o->copy(ph->net->stat_arena, ph->stat_snap, stat_bytes))
+                return debcm_error_prefix("%s epoch %lld, batch %lld", ph->name, (long long)epoch, (long long)b);
+            if (!ph->opt.nan_skip) {
+                int saved = ph->opt.save_state ? save_state(ph, epoch, b) : -1;
+                return debcm_fail("%s epoch %lld, batch %lld (step %lld): loss term '%s' is %s (diverged; try a "
+                                  "smaller learning rate, or --nan-policy skip-batch)%s",
+                                  ph->name, (long long)epoch, (long long)b, (long long)ph->steps, term_names[bad],
+                                  isnan(v) ? "nan" : v > 0 ? "inf" : "-inf",
+                                  saved == 0            ? "; the state before this step is saved (--resume continues from it)"
+                                  : ph->opt.save_state ? "; saving the state before this step failed too"
+                                                       : "");
+            }
+            th[b * MODEL_LOSS_TERMS] = NAN; /* marks the batch as skipped in the epoch's terms */
+            ph->nonfinite++;
+            st->nonfinite++;
+            if (ph->opt.log)
+                fprintf(ph->opt.log, "%s epoch %lld, batch %lld (step %lld): loss term '%s' is %s: batch skipped "
+                        "(--nan-policy skip-batch)\n", ph->name, (long long)epoch, (long long)b,
+                        (long long)ph->steps, term_names[bad], isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+            ph->steps++; /* its draws are spent: the later steps keep their counters */
+        } else {
+            if (model_adam_step(ph->net, ph->cfg))
+                return debcm_error_prefix("%s epoch %lld, batch %lld", ph->name, (long long)epoch, (long long)b);
+            ph->steps++;
+            st->samples += B;
+        }
+        int stop = ph->opt.stop_requested ? ph->opt.stop_requested() : 0;
+        if ((stop || (ph->opt.checkpoint_every > 0 && ph->steps % ph->opt.checkpoint_every == 0)) &&
+            save_state(ph, epoch, b + 1))
+            return -1;
+        if (stop)
+            return TRAIN_INTERRUPTED;
     }
-    if (o->download(ph->h_terms, ph->b_terms, (size_t)(nb * MODEL_LOSS_TERMS) * sizeof *ph->h_terms))
-        return debcm_error_prefix("%s epoch %lld: reading the loss terms", ph->name, (long long)epoch);
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t B = b * Bmax + Bmax <= n ? Bmax : n - b * Bmax;
+    int64_t trained = 0;
+    for (int64_t b = 0; b * Bmax < n; b++) {
+        int64_t B = n - b * Bmax < Bmax ? n - b * Bmax : Bmax;
+        const float *t = th + b * MODEL_LOSS_TERMS;
+        if (B == 1 || nonfinite_term(t) >= 0) /* a one-row batch, or one skipped for its loss */
+            continue;
         model_losses l;
-        model_losses_from_terms(&l, ph->h_terms + b * MODEL_LOSS_TERMS, ph->cfg, ph->student, B);
-        if (!isfinite(l.loss))
-            return debcm_fail("%s epoch %lld, batch %lld (step %lld): the loss is %g (diverged; try a smaller "
-                              "learning rate)", ph->name, (long long)epoch, (long long)b,
-                              (long long)(first_step + b), l.loss);
+        model_losses_from_terms(&l, t, ph->cfg, ph->student, B);
         double terms[8] = {l.loss, l.music, l.video, l.kl_m, l.kl_v, l.recon, l.distill_m, l.distill_v};
         for (int i = 0; i < 8; i++)
             sum[i] += terms[i];
+        trained++;
     }
-    st->batches = nb;
-    double k = nb ? 1.0 / (double)nb : 0.0;
+    st->batches = trained; /* the epoch's, those of an earlier process (resumed) included */
+    double k = trained ? 1.0 / (double)trained : 0.0;
     st->loss = sum[0] * k;
     st->music = sum[1] * k;
     st->video = sum[2] * k;
@@ -476,6 +564,52 @@ static int save_best(const debcm_net *net, const train_phase_opts *opt, int64_t 
     return checkpoint_save(net, opt->ckpt_path, meta, n);
 }
 
+/* the phase's state from opt->start: position, counters, the best copy, the epoch's done batches */
+static int restore_start(train_phase *ph, debcm_net *best, train_phase_result *res)
+{
+    const train_resume_point *s = ph->opt.start;
+    const int64_t nb = (ph->n + ph->Bmax - 1) / ph->Bmax;
+    if (s->student != ph->student || s->next_epoch < 1 || s->next_batch < 0 || s->next_batch > nb ||
+        (s->next_batch > 0 && s->next_epoch > ph->cfg->epochs) || s->step < 0 || s->best_epoch < 0 ||
+        s->best_epoch >= s->next_epoch || (s->next_batch > 0 && !s->epoch_terms))
+        return debcm_fail("%s: the saved position (epoch %lld, batch %lld of %lld, best epoch %lld) does not fit "
+                          "this phase (%lld epochs)", ph->name, (long long)s->next_epoch, (long long)s->next_batch,
+                          (long long)nb, (long long)s->best_epoch, (long long)ph->cfg->epochs);
+    ph->steps = s->step;
+    ph->skipped = s->skipped_batches;
+    ph->nonfinite = s->nonfinite_skipped;
+    ph->seconds0 = s->seconds;
+    ph->best_epoch = res->best_epoch = s->best_epoch;
+    ph->best_recall = res->val_recall = s->best_epoch ? s->best_recall : -1.0;
+    ph->best_ndcg = res->val_ndcg = s->best_ndcg;
+    if (s->next_batch > 0)
+        memcpy(terms_host(ph), s->epoch_terms, (size_t)(s->next_batch * MODEL_LOSS_TERMS) * sizeof(float));
+    if (ph->opt.start_best)
+        return copy_net(best, ph->opt.start_best);
+    return 0;
+}
+
+static void log_epoch(const train_phase *ph, int64_t epoch, int64_t epochs_here, double elapsed,
+                      const train_epoch_stats *st, double r, double g, const train_phase_result *res, int improved)
+{
+    char eta[32], dist[64] = "", ndcg[32] = "", skipped[64] = "";
+    const int64_t E = ph->cfg->epochs;
+    fmt_duration(eta, sizeof eta, elapsed / (double)epochs_here * (double)(E - epoch));
+    if (ph->student) {
+        snprintf(dist, sizeof dist, " distill %.3g/%.3g", st->distill_m, st->distill_v);
+        snprintf(ndcg, sizeof ndcg, " NDCG@25 %.4f", g);
+    }
+    if (st->nonfinite)
+        snprintf(skipped, sizeof skipped, "  %lld batch(es) skipped (non-finite loss)", (long long)st->nonfinite);
+    fprintf(ph->opt.log,
+            "%s epoch %*lld/%lld  loss %.4f (match %.4f/%.4f kl %.4f/%.4f recon %.4f%s)  %.0f samples/s  "
+            "val R@25 %.4f%s  best %.4f @%lld%s%s  ETA %s\n",
+            ph->name, E >= 100 ? 3 : 2, (long long)epoch, (long long)E, st->loss, st->music, st->video, st->kl_m,
+            st->kl_v, st->recon, dist, st->seconds > 0 ? (double)st->samples / st->seconds : 0.0, r, ndcg,
+            res->val_recall, (long long)res->best_epoch, improved ? " *" : "", skipped, eta);
+    fflush(ph->opt.log);
+}
+
 static int run_phase(int student, debcm_net *net, const debcm_net *teacher, const train_data *td,
                      const model_config *cfg, const train_phase_opts *opt, train_phase_result *res)
 {
@@ -488,6 +622,10 @@ static int run_phase(int student, debcm_net *net, const debcm_net *teacher, cons
     int rc = -1;
     if (train_phase_begin(&ph, student, net, teacher, td, cfg, opt, &t_cache) ||
         net_create(&best, net->ops, &net->dims, net->student) || copy_net(&best, net))
+        goto done;
+    ph->best = &best;
+    ph->best_recall = -1.0;
+    if (opt->start && restore_start(ph, &best, res))
         goto done;
     if (student && !opt->teacher_recompute && opt->log)
         fprintf(opt->log, "student: the frozen teacher's posteriors of %lld rows and %lld musics computed once "
@@ -508,37 +646,45 @@ static int run_phase(int student, debcm_net *net, const debcm_net *teacher, cons
         fprintf(opt->log, "%s: note: %lld rows = %lld batches of %lld + 1: the last batch of one row is skipped "
                 "every epoch (BatchNorm cannot train on one row, SPEC §6)\n", ph->name, (long long)ph->n,
                 (long long)(ph->n / ph->Bmax), (long long)ph->Bmax);
-
-    for (int64_t epoch = 1; epoch <= cfg->epochs; epoch++) {
+    const int64_t first_epoch = opt->start ? opt->start->next_epoch : 1;
+    if (opt->start && opt->log && first_epoch <= cfg->epochs)
+        fprintf(opt->log, "%s: resumed at epoch %lld, batch %lld (step %lld; best so far %.4f @%lld)\n", ph->name,
+                (long long)first_epoch, (long long)opt->start->next_batch, (long long)ph->steps,
+                res->best_epoch ? res->val_recall : 0.0, (long long)res->best_epoch);
+    for (int64_t epoch = first_epoch; epoch <= cfg->epochs; epoch++) {
         train_epoch_stats st;
         double r, g;
-        if (train_phase_epoch(ph, epoch, &st) || validate(ph, net, &ph->ws, &r, &g))
+        int erc = train_phase_epoch(ph, epoch, epoch == first_epoch && opt->start ? opt->start->next_batch : 0, &st);
+        if (erc == TRAIN_INTERRUPTED) {
+            res->interrupted = opt->stop_requested();
+            rc = 0;
             goto done;
-        res->skipped_batches += st.skipped;
+        }
+        if (erc || validate(ph, net, &ph->ws, &r, &g))
+            goto done;
         int improved = r > res->val_recall; /* strictly greater (SPEC §3) */
         if (improved) {
-            res->best_epoch = epoch;
-            res->val_recall = r;
-            res->val_ndcg = g;
+            res->best_epoch = ph->best_epoch = epoch;
+            res->val_recall = ph->best_recall = r;
+            res->val_ndcg = ph->best_ndcg = g;
             if (copy_net(&best, net) || save_best(net, opt, epoch))
                 goto done;
         }
-        if (opt->log) {
-            double el = train_now() - t0;
-            char eta[32], dist[64] = "", ndcg[32] = "";
-            fmt_duration(eta, sizeof eta, el / (double)epoch * (double)(cfg->epochs - epoch));
-            if (student) {
-                snprintf(dist, sizeof dist, " distill %.3g/%.3g", st.distill_m, st.distill_v);
-                snprintf(ndcg, sizeof ndcg, " NDCG@25 %.4f", g);
-            }
-            fprintf(opt->log,
-                    "%s epoch %*lld/%lld  loss %.4f (match %.4f/%.4f kl %.4f/%.4f recon %.4f%s)  %.0f samples/s  "
-                    "val R@25 %.4f%s  best %.4f @%lld%s  ETA %s\n",
-                    ph->name, cfg->epochs >= 100 ? 3 : 2, (long long)epoch, (long long)cfg->epochs, st.loss,
-                    st.music, st.video, st.kl_m, st.kl_v, st.recon, dist,
-                    st.seconds > 0 ? (double)st.samples / st.seconds : 0.0, r, ndcg, res->val_recall,
-                    (long long)res->best_epoch, improved ? " *" : "", eta);
-            fflush(opt->log);
+        if (opt->log)
+            log_epoch(ph, epoch, epoch - first_epoch + 1, train_now() - t0, &st, r, g, res, improved);
+        if (opt->on_epoch) {
+            train_epoch_record rec = {student, epoch, cfg->epochs, ph->steps, &st, r, g, res->best_epoch,
+                                      res->val_recall, improved};
+            if (opt->on_epoch(opt->ctx, &rec))
+                goto done;
+        }
+        if (save_state(ph, epoch + 1, 0)) /* after the metrics line: a resume from here never repeats it */
+            goto done;
+        int stop = opt->stop_requested ? opt->stop_requested() : 0;
+        if (stop && epoch < cfg->epochs) {
+            res->interrupted = stop;
+            rc = 0;
+            goto done;
         }
     }
     if (res->best_epoch == 0) { /* every epoch validated as NaN: keep the last model, said so */
@@ -549,9 +695,14 @@ static int run_phase(int student, debcm_net *net, const debcm_net *teacher, cons
         goto done;
     rc = 0;
 done:
-    if (ph)
+    if (ph) {
         res->steps = ph->steps;
-    res->seconds = train_now() - t0;
+        res->skipped_batches = ph->skipped;
+        res->nonfinite_skipped = ph->nonfinite;
+        res->seconds = ph->seconds0 + (train_now() - t0);
+    } else {
+        res->seconds = train_now() - t0;
+    }
     net_free(&best);
     train_phase_end(ph);
     return rc;

@@ -10,7 +10,17 @@
  * cannot train on it, SPEC §6); after each epoch the validation protocol of the phase (teacher: full-ranking
  * Recall@25 on data_pgc val; student: 100-negative weighted Recall@25 and NDCG@25 on val) and the best epoch (a
  * strictly greater Recall@25) is copied aside and, when a checkpoint path is given, written at once (atomically).
- * One progress line per epoch goes to the log. Zero epochs keep the initial model (a baseline), validated once. */
+ * One progress line per epoch goes to the log. Zero epochs keep the initial model (a baseline), validated once.
+ *
+ * Surviving faults. The trainer hands its whole state to a caller's save_state callback (engine/resume.h writes
+ * it) after every epoch, every checkpoint_every steps, when stop_requested reports a signal (after the step in
+ * flight) and before it stops on a non-finite loss; a phase given a train_resume_point continues from it and,
+ * on the CPU backend, computes bit for bit what the uninterrupted phase computes (the draws of step s are Philox
+ * counter s, the order of epoch e is a function of (seed, e), Adam's state and the BatchNorm statistics come
+ * back whole, and the loss terms of the epoch's done batches too). Every step's loss terms are checked before
+ * Adam runs: a non-finite term stops the phase with the step and the term named, the BatchNorm statistics put
+ * back as they were before that step and the last good state saved; or, with nan_skip, that batch is skipped
+ * (no Adam step, statistics put back) and counted. */
 #ifndef DEBCM_TRAIN_H
 #define DEBCM_TRAIN_H
 
@@ -39,14 +49,60 @@ model_dims train_dims(const train_data *td, int student);
 /* Fisher–Yates shuffle of perm[0..n) (filled with 0..n−1 first) from Philox at (seed, stream, counter epoch·2³² + i). */
 void train_shuffle(int64_t *perm, int64_t n, uint64_t seed, uint64_t stream, uint64_t epoch);
 
+/* ---- one phase, epoch by epoch (the trainer below, and bench/bench_epoch) ------------------------------------ */
+
+typedef struct train_phase train_phase;
+
+typedef struct {
+    double loss, music, video, kl_m, kl_v, recon, distill_m, distill_v; /* means over the epoch's trained batches */
+    int64_t batches, samples, skipped; /* batches trained in the epoch (a resumed one: with the earlier process's);
+                                          samples: the rows this process trained; skipped: one-row batches */
+    int64_t nonfinite;       /* batches skipped for a non-finite loss (nan_skip) */
+    double seconds;
+} train_epoch_stats;
+
 typedef struct {
     int64_t best_epoch;     /* 0 when no epoch was trained */
     double val_recall;      /* Recall@25 of the best epoch */
     double val_ndcg;        /* NDCG@25 of the best epoch (student) */
     int64_t skipped_batches; /* one-row batches skipped, over all epochs */
+    int64_t nonfinite_skipped; /* batches skipped for a non-finite loss (nan_skip), over all epochs */
     int64_t steps;
-    double seconds;
+    double seconds;         /* the phase's time, earlier processes' included when resumed */
+    int interrupted;        /* the signal that stopped the phase (its state saved), 0 when it ran to its end */
 } train_phase_result;
+
+/* Where a phase stands: what save_state receives and what a resumed phase starts from. */
+typedef struct {
+    int student;             /* the phase: 0 teacher, 1 student */
+    int64_t next_epoch;      /* the epoch to continue (1-based; epochs + 1 once every epoch is done) */
+    int64_t next_batch;      /* the batch of that epoch to continue from (0: its start) */
+    int64_t step;            /* steps taken in the phase: the Philox counter of the next step's draws */
+    int64_t best_epoch;      /* 0: none yet */
+    double best_recall, best_ndcg;
+    int64_t skipped_batches, nonfinite_skipped;
+    double seconds;          /* the phase's time so far */
+    const float *epoch_terms; /* [next_batch][MODEL_LOSS_TERMS]: the loss terms of the epoch's batches before
+                                 next_batch (NaN for a batch skipped for a non-finite loss); host memory */
+} train_resume_point;
+
+/* The state handed to save_state: the position, the network being trained (parameters, Adam, statistics) and
+ * the copy of its best epoch so far. */
+typedef struct {
+    train_resume_point pos;
+    const debcm_net *net, *best;
+} train_state;
+
+/* One validated epoch, for a metrics log. */
+typedef struct {
+    int student;
+    int64_t epoch, epochs, step;
+    const train_epoch_stats *stats;
+    double val_recall, val_ndcg; /* NDCG: student only */
+    int64_t best_epoch;
+    double best_recall;
+    int improved;
+} train_epoch_record;
 
 typedef struct {
     uint64_t seed;
@@ -57,17 +113,18 @@ typedef struct {
     int teacher_recompute;      /* student: 1 runs the frozen teacher's encoders every step; 0 (default) computes
                                    its eval-mode posteriors of every training row once per phase (the same
                                    values: no dropout, no noise, frozen weights) and gathers them per batch */
+    int nan_skip;               /* 1: a batch whose loss is not finite is skipped; 0: the phase stops */
+    int64_t checkpoint_every;   /* save_state every N steps as well (0: after every epoch only) */
+    const train_resume_point *start; /* NULL: from the initial model; else continue from there (net then holds
+                                        the saved parameters and Adam state) */
+    const debcm_net *start_best; /* with start: the best epoch's copy saved with it */
+    int (*stop_requested)(void); /* the signal that asks the phase to stop, or 0; NULL: never asked */
+    int (*save_state)(void *ctx, const train_state *st);  /* 0 or −1 with a message; NULL: nothing saved */
+    int (*on_epoch)(void *ctx, const train_epoch_record *r); /* after each epoch's validation; NULL: none */
+    void *ctx;
 } train_phase_opts;
 
-/* ---- one phase, epoch by epoch (the trainer below, and bench/bench_epoch) ------------------------------------ */
 
-typedef struct train_phase train_phase;
-
-typedef struct {
-    double loss, music, video, kl_m, kl_v, recon, distill_m, distill_v; /* means over the epoch's batches */
-    int64_t batches, samples, skipped; /* skipped: one-row batches */
-    double seconds;
-} train_epoch_stats;
 
 /* Prepare a phase: student = 0 trains net (a teacher) on data_pgc train pairs, 1 trains net (a student) on
  * data_matching train rows with the frozen teacher. Allocates the staging, the workspace and (student, unless
@@ -76,12 +133,19 @@ typedef struct {
 int train_phase_begin(train_phase **out, int student, debcm_net *net, const debcm_net *teacher,
                       const train_data *td, const model_config *cfg, const train_phase_opts *opt,
                       double *cache_seconds);
-/* One epoch (1-based): its shuffle, then every step with Adam. No validation. */
-int train_phase_epoch(train_phase *ph, int64_t epoch, train_epoch_stats *st);
+/* One epoch (1-based): its shuffle, then every step from batch first_batch on with Adam, each step's loss terms
+ * checked first. No validation. 0 at the epoch's end; TRAIN_INTERRUPTED when opt->stop_requested asked (the state
+ * after the last step saved); −1 with a message on failure or a non-finite loss under the stop policy. */
+#define TRAIN_INTERRUPTED 1
+int train_phase_epoch(train_phase *ph, int64_t epoch, int64_t first_batch, train_epoch_stats *st);
+
+/* The names of the MODEL_LOSS_TERMS terms, for messages and logs ("recon_m", …, "distill_v"). */
+const char *train_term_name(int i);
 void train_phase_end(train_phase *ph);
 
-/* Train the teacher (SPEC §3) on data_pgc train pairs from net's current (initialised) parameters. On return net
- * holds the BEST epoch's model. cfg->epochs may be 0. */
+/* Train the teacher (SPEC §3) on data_pgc train pairs from net's current (initialised) parameters, or from
+ * opt->start. On return net holds the BEST epoch's model. cfg->epochs may be 0. 0 done (res->interrupted 0), or
+ * stopped by a signal with its state saved (res->interrupted the signal); −1 with a message. */
 int train_teacher(debcm_net *net, const train_data *td, const model_config *cfg, const train_phase_opts *opt,
                   train_phase_result *res);
 

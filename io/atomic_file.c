@@ -58,8 +58,15 @@ int atomic_file_open_count(void)
 
 static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
 
+/* deferred mode (atomic_file_defer_signals): the first signal is only recorded in pending_signal */
+static volatile sig_atomic_t deferring, pending_signal;
+
 static void cleanup_handler(int signo)
 {
+    if (deferring && !pending_signal) {
+        pending_signal = signo;
+        return;
+    }
     for (int i = 0; i < ATOMIC_FILE_MAX_OPEN; i++)
         if (__atomic_load_n(&registry_state[i], __ATOMIC_ACQUIRE) == SLOT_LIVE)
             (void)unlink(registry_path[i]);
@@ -76,6 +83,27 @@ static void cleanup_handler(int signo)
     sigaddset(&set, signo);
     (void)pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     _exit(128 + signo); /* not reached: the default action of these signals is to terminate */
+}
+
+void atomic_file_defer_signals(int on)
+{
+    if (on) {
+        deferring = 1;
+        return;
+    }
+    deferring = 0;
+    int s = pending_signal;
+    if (s) /* recorded and never taken: act on it now, as it would have acted */
+        cleanup_handler(s);
+}
+
+int atomic_file_signal_pending(void) { return pending_signal; }
+
+int atomic_file_take_signal(void)
+{
+    int s = pending_signal;
+    pending_signal = 0;
+    return s;
 }
 
 int atomic_file_install_signal_cleanup(void)

@@ -52,6 +52,14 @@ int atomic_file_check_path(const char *path);
  * when this is called (nohup) stays ignored. Idempotent. Returns -1 with a message if sigaction fails. */
 int atomic_file_install_signal_cleanup(void);
 
+/* Deferred mode, for work that must finish a step and save its state before it stops (the trainer): while on,
+ * the first SIGINT, SIGTERM or SIGHUP is only recorded (atomic_file_signal_pending tells which; the caller
+ * saves and exits with 128+signo); a second one removes the temporary files and dies as above (a user who
+ * presses Ctrl-C twice is not kept waiting). Turning it off with a signal recorded and not taken delivers it. */
+void atomic_file_defer_signals(int on);
+int atomic_file_signal_pending(void); /* the recorded signal, or 0 */
+int atomic_file_take_signal(void);    /* the recorded signal (then forgotten), or 0 */
+
 /* How many temporary files are registered now (for tests). */
 int atomic_file_open_count(void);
 

@@ -1,8 +1,11 @@
 /* io/dataset_stats.c — the summary numbers `debcm inspect` prints for a loaded dataset (io/dataset.h): sizes,
  * dimensions, the genre distribution of the training labels, and the popularity skew (the share of training
- * labels that go to the most-used 1% of musics), which is the bias DebCM sets out to correct. */
+ * labels that go to the most-used 1% of musics), which is the bias DebCM sets out to correct; and the fingerprint a
+ * resumed run checks its data against. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "engine/error.h"
 #include "io/dataset.h"
@@ -101,4 +104,66 @@ void dataset_summary_free(dataset_summary *s)
 {
     free(s->genre_label_count);
     memset(s, 0, sizeof *s);
+}
+
+/* ---- the fingerprint ------------------------------------------------------------------------------------------ */
+
+static uLong crc_array(uLong crc, const void *p, int64_t n, size_t elem)
+{
+    const Bytef *b = p;
+    uint64_t left = p && n > 0 ? (uint64_t)n * elem : 0;
+    while (left > 0) { /* zlib counts in uInt */
+        uInt k = left > (1u << 30) ? (1u << 30) : (uInt)left;
+        crc = crc32(crc, b, k);
+        b += k;
+        left -= k;
+    }
+    return crc;
+}
+
+/* a feature matrix: its first and last rows (the rest would cost a pass over gigabytes) */
+static uLong crc_features(uLong crc, const feat_matrix *m)
+{
+    if (m->rows <= 0 || !m->data)
+        return crc;
+    crc = crc_array(crc, m->data, m->cols, sizeof(float));
+    return crc_array(crc, m->data + (m->rows - 1) * m->cols, m->cols, sizeof(float));
+}
+
+int dataset_fingerprint(const debcm_dataset *ds, char *out, size_t cap)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const feat_matrix *f[6] = {&ds->pgc_video, &ds->pgc_vggish, &ds->pgc_smile,
+                               &ds->ugc_video, &ds->ugc_vggish, &ds->ugc_smile};
+    for (int i = 0; i < 6; i++)
+        crc = crc_features(crc, f[i]);
+    const pair_list *pl[2] = {&ds->pgc_train, &ds->pgc_val};
+    for (int i = 0; i < 2; i++) {
+        crc = crc_array(crc, pl[i]->video, pl[i]->n, sizeof(int64_t));
+        crc = crc_array(crc, pl[i]->music, pl[i]->n, sizeof(int64_t));
+    }
+    const ugc_train *t = &ds->train;
+    crc = crc_array(crc, t->video, t->n, sizeof(int64_t));
+    crc = crc_array(crc, t->music, t->n, sizeof(int64_t));
+    crc = crc_array(crc, t->prior, t->n * t->G, sizeof(float));
+    const eval_split *e[2] = {&ds->val, &ds->test};
+    for (int i = 0; i < 2; i++) {
+        crc = crc_array(crc, e[i]->video, e[i]->n, sizeof(int64_t));
+        crc = crc_array(crc, e[i]->positive, e[i]->n, sizeof(int64_t));
+        crc = crc_array(crc, e[i]->negatives, e[i]->n * e[i]->n_neg, sizeof(int64_t));
+        crc = crc_array(crc, e[i]->weight, e[i]->n, sizeof(float));
+    }
+    crc = crc_array(crc, ds->prior_mean, ds->prior_mean_len, sizeof(float));
+    int n = snprintf(out, cap,
+                     "data_pgc: %lld videos x %lld, %lld musics x %lld+%lld, %lld/%lld pairs; data_matching: %lld "
+                     "videos x %lld, %lld musics x %lld+%lld, %lld/%lld/%lld rows, G %lld, %lld negatives; crc32 %08x",
+                     (long long)ds->pgc_video.rows, (long long)ds->pgc_video.cols, (long long)ds->pgc_vggish.rows,
+                     (long long)ds->pgc_vggish.cols, (long long)ds->pgc_smile.cols, (long long)ds->pgc_train.n,
+                     (long long)ds->pgc_val.n, (long long)ds->ugc_video.rows, (long long)ds->ugc_video.cols,
+                     (long long)ds->ugc_vggish.rows, (long long)ds->ugc_vggish.cols, (long long)ds->ugc_smile.cols,
+                     (long long)t->n, (long long)ds->val.n, (long long)ds->test.n, (long long)t->G,
+                     (long long)ds->val.n_neg, (unsigned)crc);
+    if (n < 0 || (size_t)n >= cap)
+        return debcm_fail("dataset fingerprint: a buffer of %zu bytes is too small", cap);
+    return 0;
 }

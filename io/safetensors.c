@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "engine/error.h"
 #include "io/atomic_file.h"
@@ -1032,4 +1033,123 @@ int safetensors_write(const safetensors_writer *w, const char *path)
     free(header);
     free(order);
     return rc;
+}
+
+/* ---- the content checksum ------------------------------------------------------------------------------------- */
+
+/* one item of the checksum: the same bytes from the reader's and the writer's side */
+typedef struct {
+    const char *name, *dtype;
+    int ndim;
+    const int64_t *shape;
+    const void *data;
+    uint64_t nbytes;
+} st_sum_tensor;
+
+static uLong crc_bytes(uLong crc, const void *p, uint64_t n)
+{
+    const Bytef *b = p;
+    while (n > 0) { /* zlib counts in uInt */
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = crc32(crc, b, k);
+        b += k;
+        n -= k;
+    }
+    return crc;
+}
+
+static uLong crc_u64(uLong crc, uint64_t v)
+{
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
+    return crc32(crc, le, 8);
+}
+
+static uLong crc_str(uLong crc, const char *s) { return crc_bytes(crc, s, strlen(s) + 1); }
+
+static uLong crc_tensor(uLong crc, const st_sum_tensor *t)
+{
+    crc = crc_str(crc_str(crc_str(crc, "T"), t->name), t->dtype);
+    crc = crc_u64(crc, (uint64_t)t->ndim);
+    for (int i = 0; i < t->ndim; i++)
+        crc = crc_u64(crc, (uint64_t)t->shape[i]);
+    crc = crc_u64(crc, t->nbytes);
+    return crc_bytes(crc, t->data, t->nbytes);
+}
+
+static int cmp_meta_key(const void *a, const void *b)
+{
+    return strcmp((*(const safetensors_meta *const *)a)->key, (*(const safetensors_meta *const *)b)->key);
+}
+
+/* the metadata pairs in key order, the checksum's own left out */
+static uLong crc_metadata(uLong crc, const safetensors_meta *m, size_t n, int *failed)
+{
+    const safetensors_meta **ord = malloc((n ? n : 1) * sizeof *ord);
+    if (!ord) {
+        *failed = 1;
+        return crc;
+    }
+    for (size_t i = 0; i < n; i++)
+        ord[i] = &m[i];
+    qsort(ord, n, sizeof *ord, cmp_meta_key);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ord[i]->key, SAFETENSORS_CHECKSUM_KEY))
+            crc = crc_str(crc_str(crc_str(crc, "M"), ord[i]->key), ord[i]->value);
+    free(ord);
+    return crc;
+}
+
+static int cmp_entry_name(const void *a, const void *b)
+{
+    return strcmp((*(const safetensors_entry *const *)a)->name, (*(const safetensors_entry *const *)b)->name);
+}
+
+int safetensors_writer_set_checksum(safetensors_writer *w)
+{
+    safetensors_entry **ord = malloc((w->count ? w->count : 1) * sizeof *ord);
+    if (!ord)
+        return debcm_fail("safetensors writer: out of memory for the checksum");
+    for (size_t i = 0; i < w->count; i++)
+        ord[i] = &w->entries[i];
+    qsort(ord, w->count, sizeof *ord, cmp_entry_name);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t i = 0; i < w->count; i++) {
+        st_sum_tensor t = {ord[i]->name, dtype_table[ord[i]->dtype].name, ord[i]->ndim, ord[i]->shape, ord[i]->data,
+                           ord[i]->nbytes};
+        crc = crc_tensor(crc, &t);
+    }
+    free(ord);
+    int failed = 0;
+    crc = crc_metadata(crc, w->metadata, w->metadata_count, &failed);
+    if (failed)
+        return debcm_fail("safetensors writer: out of memory for the checksum");
+    char v[32];
+    snprintf(v, sizeof v, "crc32:%08x", (unsigned)crc);
+    return safetensors_writer_set_metadata(w, SAFETENSORS_CHECKSUM_KEY, v);
+}
+
+int safetensors_verify_checksum(const safetensors_file *f, int required)
+{
+    const char *rec = safetensors_metadata(f, SAFETENSORS_CHECKSUM_KEY);
+    if (!rec)
+        return required ? debcm_fail("%s: no checksum in its metadata (not written by debcm, or damaged)", f->path)
+                        : 0;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t i = 0; i < f->count; i++) { /* f->tensors are sorted by name */
+        const safetensors_tensor *x = &f->tensors[i];
+        st_sum_tensor t = {x->name, dtype_table[x->dtype].name, x->ndim, x->shape, x->data, x->nbytes};
+        crc = crc_tensor(crc, &t);
+    }
+    int failed = 0;
+    crc = crc_metadata(crc, f->metadata, f->metadata_count, &failed);
+    if (failed)
+        return debcm_fail("%s: out of memory verifying the checksum", f->path);
+    char v[32], q[ST_QUOTE_CAP];
+    snprintf(v, sizeof v, "crc32:%08x", (unsigned)crc);
+    if (strcmp(v, rec))
+        return debcm_fail("%s: checksum mismatch: the file is damaged (recorded '%s', computed '%s')", f->path,
+                          safetensors_quote(q, sizeof q, rec, ST_QUOTE_CHARS), v);
+    return 0;
 }

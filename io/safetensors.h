@@ -150,6 +150,22 @@ int safetensors_writer_set_metadata(safetensors_writer *w, const char *key, cons
  * it was. */
 int safetensors_write(const safetensors_writer *w, const char *path);
 
+/* ---- the content checksum -----------------------------------------------------------------------------------------
+ * A CRC-32 (zlib) of what a file means rather than of its bytes: every tensor in name order (its name, dtype,
+ * shape and data) and every metadata pair in key order except SAFETENSORS_CHECKSUM_KEY itself, whose value is
+ * "crc32:xxxxxxxx". A flipped bit anywhere in a tensor's data, name, shape or offsets, or in a metadata value,
+ * changes it (or breaks the format, which the reader refuses first); a file rewritten by another safetensors
+ * writer with the same tensors and metadata keeps it. debcm writes it into every checkpoint. */
+#define SAFETENSORS_CHECKSUM_KEY "checksum"
+
+/* Compute the checksum of the writer's tensors (their data must be valid now) and metadata and set it. */
+int safetensors_writer_set_checksum(safetensors_writer *w);
+
+/* Verify a file's checksum. 0 when it matches; also 0 when the file has none and required is 0 (a file from
+ * another writer). Otherwise −1 with "<path>: checksum mismatch: the file is damaged (recorded …, computed …)"
+ * or "<path>: no checksum in its metadata". */
+int safetensors_verify_checksum(const safetensors_file *f, int required);
+
 /* ---- internals exposed for tests ------------------------------------------------------------------------------ */
 
 /* One-line, printable rendering of an arbitrary name for messages: control and non-UTF-8 bytes as \xNN, cut with

@@ -2445,7 +2445,7 @@ static int phase_run(debcm_net *net, const debcm_ops *o, int student, const debc
     if (train_phase_begin(&ph, student, net, teacher, td, cfg, &opt, NULL))
         return -1;
     for (int e = 0; e < TRAIN_EPOCHS; e++)
-        if (train_phase_epoch(ph, e + 1, &st[e])) {
+        if (train_phase_epoch(ph, e + 1, 0, &st[e])) {
             train_phase_end(ph);
             return -1;
         }

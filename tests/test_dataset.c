@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "dataset_edit.h"
 #include "engine/error.h"
 #include "io/dataset.h"
 #include "io/npy.h"
@@ -84,30 +85,6 @@ static void write_train(const char *ugc, const ugc_train *t, const char *genre_o
     CHECK(pickle_writer_end(&w) == 0);
     CHECK(npy_write_object(path, 2, shape, w.buf, w.len, NULL) == 0);
     pickle_writer_free(&w);
-}
-
-static void write_eval(const char *ugc, const char *split, const eval_split *e, int64_t short_row)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/100neg/%s.npy", ugc, split);
-    pickle_writer w;
-    int64_t shape[2] = {e->n, 3};
-    CHECK(pickle_writer_begin(&w, 2, shape) == 0);
-    for (int64_t r = 0; r < e->n; r++) {
-        pickle_write_np_int64(&w, e->video[r]);
-        pickle_write_np_int64(&w, e->positive[r]);
-        pickle_write_int64_ndarray(&w, e->negatives + r * e->n_neg, (size_t)(r == short_row ? e->n_neg - 1 : e->n_neg));
-    }
-    CHECK(pickle_writer_end(&w) == 0);
-    CHECK(npy_write_object(path, 2, shape, w.buf, w.len, NULL) == 0);
-    pickle_writer_free(&w);
-}
-
-static void write_f32(const char *dir, const char *file, int ndim, const int64_t *shape, const float *data)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    CHECK(npy_write(path, NPY_FLOAT32, ndim, shape, data, NULL) == 0);
 }
 
 /* Load a fresh dataset that must be clean. */
