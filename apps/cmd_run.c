@@ -24,39 +24,67 @@ enum { CMD_RUN = 0, CMD_TEACHER, CMD_STUDENT, CMD_EVALUATE };
 static const char *const cmd_names[] = {"run", "train-teacher", "train-student", "evaluate"};
 
 /* the options outside the table; the table's option i has the id OPT_TABLE + i */
-enum { OPT_PGC = 256, OPT_DATA, OPT_OUT, OPT_TEACHER, OPT_MODEL, OPT_JSON, OPT_RESUME, OPT_FORCE, OPT_HELP,
-       OPT_TABLE = 512 };
+enum { OPT_PGC = 256, OPT_DATA, OPT_OUT, OPT_TEACHER, OPT_MODEL, OPT_JSON, OPT_RESUME, OPT_FORCE, OPT_CONFIG,
+       OPT_PRINT_CONFIG, OPT_NAME, OPT_ALIAS_LR, OPT_HELP, OPT_TABLE = 512 };
+
+/* the published scripts' flag names, accepted as aliases of ours (--l_r: the learning rate of the command's
+ * phase, of both phases for run; --margin and --seed are the same names) */
+static const struct { const char *alias, *option; } aliases[] = {
+    {"batch_size", "batch-size"}, {"num_epoch", "epochs"},   {"dim_latent", "latent"},
+    {"weight_decay", "weight-decay"}, {"dropout_rate", "dropout"}, {"num_neg_sample", "k"},
+};
+#define N_ALIASES ((int)(sizeof aliases / sizeof aliases[0]))
 
 typedef struct {
     int cmd;
     run_job_args job;
     const char *model_ckpt; /* evaluate */
     int json;
+    const char *config;     /* --config FILE.json */
+    int print_config;       /* --print-config */
 } cli;
 
 static const char *cname(const cli *o) { return cmd_names[o->cmd]; }
 
-/* one help line: "  --name ARG" padded, then the text wrapped at 110 columns */
+/* "--threads, --device, … and --quiet": the options --resume may change, from the table */
+static const char *resumable_list(void)
+{
+    static char buf[512];
+    size_t n = 0, count = 0, k = 0;
+    for (const run_option *opt = run_options(); opt->name; opt++)
+        count += opt->resumable != 0;
+    buf[0] = '\0';
+    for (const run_option *opt = run_options(); opt->name && n < sizeof buf; opt++)
+        if (opt->resumable) {
+            k++;
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s--%s", k == 1 ? "" : k == count ? " and " : ", ",
+                                  opt->name);
+        }
+    return buf;
+}
+
+/* one help line: "  --name ARG" padded to column 28 (or alone on its line when longer), then the text wrapped at
+ * 110 columns, with no space left at a line's end */
 static void help_line(FILE *out, const char *opt, const char *text)
 {
-    fprintf(out, "  %-26s", opt);
+    if (strlen(opt) > 25)
+        fprintf(out, "  %s\n%28s", opt, "");
+    else
+        fprintf(out, "  %-26s", opt);
     int col = 28;
-    const char *p = text;
-    while (*p) {
-        const char *sp = strchr(p, ' ');
-        size_t w = sp ? (size_t)(sp - p) : strlen(p);
-        if (col + (int)w > 110 && col > 28) {
+    for (const char *p = text; *p;) {
+        size_t w = strcspn(p, " ");
+        if (col > 28 && col + 1 + (int)w > 110) {
             fprintf(out, "\n%28s", "");
             col = 28;
+        } else if (col > 28) {
+            fputc(' ', out);
+            col++;
         }
         fprintf(out, "%.*s", (int)w, p);
         col += (int)w;
         p += w;
-        if (*p == ' ') {
-            fputc(' ', out);
-            col++;
-            p++;
-        }
+        p += strspn(p, " ");
     }
     fputc('\n', out);
 }
@@ -108,6 +136,11 @@ static void usage(FILE *out, int cmd)
     help_line(out, "--pgc DIR, --data DIR", "the two directories instead of ROOT");
     help_line(out, "--out RUNDIR", "output directory (created; default runs/<timestamp>); refused when it holds "
                                    "a run already, unless --force");
+    help_line(out, "--name NAME", "the run directory is runs/NAME");
+    help_line(out, "--config FILE.json", "options from a JSON file (keys: the option names with '_' for '-', as "
+                                         "config.json and --print-config write them); the command line overrides "
+                                         "it");
+    help_line(out, "--print-config", "print the resolved config as JSON and exit");
     if (cmd == CMD_STUDENT)
         help_line(out, "--teacher CKPT", "the teacher checkpoint (required)");
     const int phases = run_command_phases((run_command)cmd);
@@ -118,12 +151,16 @@ static void usage(FILE *out, int cmd)
         snprintf(opt, sizeof opt, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         help_line(out, opt, o->help);
     }
-    help_line(out, "--resume RUNDIR", "continue the run in RUNDIR where it stopped (killed, interrupted or "
-                                      "stopped on a non-finite loss), with its own config; only --threads, "
-                                      "--device, --tf32, --teacher-cache, --checkpoint-every, --nan-policy and the "
-                                      "data's place (ROOT, --pgc, --data) may be given again");
+    char resume_help[1024];
+    snprintf(resume_help, sizeof resume_help, "continue the run in RUNDIR where it stopped (killed, interrupted or "
+             "stopped on a non-finite loss), with its own config; only %s and the data's place (ROOT, --pgc, "
+             "--data) may be given again", resumable_list());
+    help_line(out, "--resume RUNDIR", resume_help);
     help_line(out, "--force", "replace a run already in RUNDIR (its files are removed first)");
     help_line(out, "-h, --help", "this help");
+    fprintf(out, "\nThe published scripts' flags are accepted too: --l_r (the phase's learning rate; both for run),\n"
+                 "--batch_size, --num_epoch, --dim_latent, --weight_decay, --dropout_rate, --num_neg_sample (--k),\n"
+                 "--margin, --seed.\n");
     fprintf(out, "\nExit status: 0 done, 1 failed (one line on stderr), 2 bad usage, 130/143/129 stopped by\n"
                  "SIGINT/SIGTERM/SIGHUP after the step in flight, with the state saved (--resume RUNDIR continues).\n");
 }
@@ -145,8 +182,10 @@ static int usage_error(const cli *o, const char *fmt, ...)
 /* getopt_long's table: the fixed options, then every option of run_options() */
 static struct option *long_options(void)
 {
-    static struct option opts[RUN_JOB_MAX_OPTIONS + 16];
+    static struct option opts[RUN_JOB_MAX_OPTIONS + 32];
     static const struct option fixed[] = {
+        {"config", required_argument, NULL, OPT_CONFIG}, {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+        {"name", required_argument, NULL, OPT_NAME}, {"l_r", required_argument, NULL, OPT_ALIAS_LR},
         {"pgc", required_argument, NULL, OPT_PGC}, {"data", required_argument, NULL, OPT_DATA},
         {"out", required_argument, NULL, OPT_OUT}, {"teacher", required_argument, NULL, OPT_TEACHER},
         {"model", required_argument, NULL, OPT_MODEL}, {"json", no_argument, NULL, OPT_JSON},
@@ -160,6 +199,10 @@ static struct option *long_options(void)
     for (const run_option *o = run_options(); o->name && i < RUN_JOB_MAX_OPTIONS; o++, i++)
         opts[n++] = (struct option){o->name, o->kind == RUN_OPT_FLAG ? no_argument : required_argument, NULL,
                                     OPT_TABLE + i};
+    for (int a = 0; a < N_ALIASES; a++) {
+        const run_option *t = run_option_find(aliases[a].option);
+        opts[n++] = (struct option){aliases[a].alias, required_argument, NULL, OPT_TABLE + (int)(t - run_options())};
+    }
     opts[n] = (struct option){NULL, 0, NULL, 0};
     return opts;
 }
@@ -178,9 +221,54 @@ static int applies(const cli *o, int c)
         return (run_options()[c - OPT_TABLE].phases & run_command_phases((run_command)o->cmd)) != 0;
     if (c == OPT_MODEL || c == OPT_JSON)
         return 0;
+    if (c == OPT_ALIAS_LR)
+        return 1;
     if (c == OPT_TEACHER)
         return o->cmd == CMD_STUDENT;
     return 1;
+}
+
+/* --config FILE.json, read before the other options so that they override it: the defaults, then the file, then
+ * the command line. Returns -1 to go on, else the exit status. */
+static int read_config_option(cli *o, int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        const char *path = NULL;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            path = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9))
+            path = argv[i] + 9;
+        if (!path)
+            continue;
+        if (o->config)
+            return usage_error(o, "--config given twice");
+        if (!*path)
+            return usage_error(o, "--config needs a file, found an empty string");
+        o->config = path;
+        char *text = NULL;
+        size_t len = 0;
+        int rc = run_read_text_file(path, &text, &len) || run_config_from_json(&o->job.cfg, text, len, path);
+        free(text);
+        if (rc)
+            return cmd_report_error(cname(o));
+    }
+    return -1;
+}
+
+/* --l_r X: the learning rate of the command's phase (both phases for run) */
+static int set_alias_lr(cli *o, const char *text)
+{
+    run_job_args *j = &o->job;
+    const char *names[2] = {"lr-teacher", "lr-student"};
+    for (int p = 0; p < 2; p++) {
+        if ((p == 0 && o->cmd == CMD_STUDENT) || (p == 1 && o->cmd == CMD_TEACHER))
+            continue;
+        const run_option *opt = run_option_find(names[p]);
+        if (run_option_set_text(&j->cfg, opt, text))
+            return usage_error(o, "--l_r: %s", debcm_last_error());
+        j->given[opt - run_options()] = 1;
+    }
+    return -1;
 }
 
 /* Parse and validate; returns -1 to go on, else the exit status. */
@@ -190,6 +278,11 @@ static int parse(cli *o, int argc, char **argv)
     run_job_args *j = &o->job;
     run_config_default(&j->cfg, o->cmd == CMD_EVALUATE ? RUN_CMD_RUN : (run_command)o->cmd);
     int c, li = -1, given_phase_epochs[2] = {0, 0};
+    if (o->cmd != CMD_EVALUATE) {
+        int st = read_config_option(o, argc, argv);
+        if (st >= 0)
+            return st;
+    }
     optind = 1;
     opterr = 0; /* our own one-line messages */
     while ((c = getopt_long(argc, argv, ":h", options, &li)) != -1) {
@@ -235,6 +328,20 @@ static int parse(cli *o, int argc, char **argv)
         case OPT_JSON: o->json = 1; break;
         case OPT_RESUME: j->resume = optarg; break;
         case OPT_FORCE: j->force = 1; break;
+        case OPT_CONFIG: break; /* read first, by read_config_option */
+        case OPT_PRINT_CONFIG: o->print_config = 1; break;
+        case OPT_NAME:
+            if (!*optarg || strchr(optarg, '/') || !strcmp(optarg, ".") || !strcmp(optarg, ".."))
+                return usage_error(o, "--name needs a plain name (runs/NAME; --out sets the whole path), found '%s'",
+                                   optarg);
+            j->name = optarg;
+            break;
+        case OPT_ALIAS_LR: {
+            int st = set_alias_lr(o, optarg);
+            if (st >= 0)
+                return st;
+            break;
+        }
         case ':': return usage_error(o, "option '%s' needs a value", argv[optind - 1]);
         default: return usage_error(o, "unknown option '%s'", argv[optind - 1]);
         }
@@ -252,6 +359,20 @@ static int parse(cli *o, int argc, char **argv)
     }
     if (j->root && (j->pgc || j->data))
         return usage_error(o, "give either ROOT or --pgc DIR --data DIR, not both");
+    if (!j->root && !j->pgc && !j->data && j->cfg.pgc[0] && j->cfg.data[0]) { /* the data of --config */
+        j->pgc = j->cfg.pgc;
+        j->data = j->cfg.data;
+    }
+    if (!j->teacher_ckpt && j->cfg.teacher[0])
+        j->teacher_ckpt = j->cfg.teacher;
+    if (j->out && j->name)
+        return usage_error(o, "give either --out RUNDIR or --name NAME, not both");
+    if (o->print_config && j->resume)
+        return usage_error(o, "--print-config does not go with --resume (the run's config is RUNDIR/config.json)");
+    if (o->config && j->resume)
+        return usage_error(o, "--config does not go with --resume (the run keeps its own config)");
+    if (o->print_config && !j->root && !j->pgc)
+        return -1; /* the config without data paths */
     if ((j->pgc != NULL) != (j->data != NULL) || (!j->root && !j->pgc && !j->resume))
         return usage_error(o, "need ROOT, or both --pgc DIR and --data DIR");
     if ((j->pgc && !*j->pgc) || (j->data && !*j->data))
@@ -259,15 +380,14 @@ static int parse(cli *o, int argc, char **argv)
     if (j->resume) {
         if (!*j->resume)
             return usage_error(o, "--resume needs a run directory, found an empty string");
-        if (j->out || j->teacher_ckpt || j->force)
+        if (j->out || j->name || j->teacher_ckpt || j->force)
             return usage_error(o, "--resume RUNDIR continues the run in RUNDIR: %s does not go with it",
-                               j->out ? "--out" : j->teacher_ckpt ? "--teacher" : "--force");
+                               j->out ? "--out" : j->name ? "--name" : j->teacher_ckpt ? "--teacher" : "--force");
         int i = 0;
         for (const run_option *opt = run_options(); opt->name; opt++, i++)
             if (j->given[i] && !opt->resumable)
                 return usage_error(o, "option '--%s' cannot change on --resume (the run's config.json fixes it; "
-                                      "--threads, --device, --tf32, --teacher-cache, --checkpoint-every and "
-                                      "--nan-policy can)", opt->name);
+                                      "%s can)", opt->name, resumable_list());
     }
     if (o->cmd == CMD_STUDENT && !j->teacher_ckpt && !j->resume)
         return usage_error(o, "--teacher CKPT is required");
@@ -374,6 +494,28 @@ done:
     return status;
 }
 
+/* --print-config: the resolved config (defaults, --config, the command line; the data as absolute paths) as
+ * config.json would hold it, on stdout */
+static int print_config(cli *o)
+{
+    run_job_args *j = &o->job;
+    char pgc[PATH_MAX], data[PATH_MAX];
+    if (j->root || j->pgc) {
+        if (run_resolve_dirs(j->root, j->pgc, j->data, pgc, data))
+            return cmd_report_error(cname(o));
+        run_absolute_path(j->cfg.pgc, pgc);
+        run_absolute_path(j->cfg.data, data);
+    }
+    if (j->teacher_ckpt)
+        run_absolute_path(j->cfg.teacher, j->teacher_ckpt);
+    char *text = run_config_to_json(&j->cfg, 1);
+    if (!text)
+        return cmd_report_error(cname(o));
+    fputs(text, stdout);
+    free(text);
+    return DEBCM_EXIT_OK;
+}
+
 static int dispatch(int cmd, int argc, char **argv)
 {
     cli o;
@@ -384,6 +526,8 @@ static int dispatch(int cmd, int argc, char **argv)
     int st = parse(&o, argc, argv);
     if (st >= 0)
         return st;
+    if (o.print_config)
+        return print_config(&o);
     run_set_threads((int)o.job.cfg.threads);
     return cmd == CMD_EVALUATE ? cmd_evaluate_main(&o) : run_job_main(&o.job);
 }

@@ -16,6 +16,9 @@ int cmd_run(int argc, char **argv);           /* apps/cmd_run.c: run, train-teac
 int cmd_train_teacher(int argc, char **argv);
 int cmd_train_student(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
+int cmd_report(int argc, char **argv);        /* apps/cmd_report.c: the run report of a run directory */
+int cmd_recommend(int argc, char **argv);     /* apps/cmd_recommend.c */
+int cmd_export(int argc, char **argv);        /* apps/cmd_export.c */
 
 /* Print "debcm <cmd>: error: <debcm_last_error()>" on stderr and return DEBCM_EXIT_FAIL. */
 int cmd_report_error(const char *cmd);

@@ -21,6 +21,9 @@ static const debcm_command commands[] = {
     {"train-teacher", cmd_train_teacher, "train the teacher only"},
     {"train-student", cmd_train_student, "train the student only, with a saved teacher"},
     {"evaluate", cmd_evaluate, "evaluate a saved teacher or student checkpoint"},
+    {"report", cmd_report, "write a run's report again: metrics.csv, plots and report.md"},
+    {"recommend", cmd_recommend, "print the top-K musics a checkpoint recommends for a video"},
+    {"export", cmd_export, "write the music and video embeddings a checkpoint scores with (.npy)"},
     {"version", cmd_version, "print the version, the build's libraries and the GPUs found"},
 };
 

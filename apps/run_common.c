@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -12,6 +13,7 @@
 
 #include "apps/run_common.h"
 #include "engine/error.h"
+#include "io/file_map.h"
 #ifdef DEBCM_WITH_CUDA
 #include "kernels/cuda_ops.h"
 #endif
@@ -132,3 +134,28 @@ const char *run_match_name(match_variant v)
 }
 
 const char *run_distill_name(distill_variant v) { return v == DISTILL_KL ? "kl" : "published"; }
+
+void run_absolute_path(char *dst, const char *path)
+{
+    char *r = realpath(path, NULL);
+    if (r || dst != path)
+        snprintf(dst, PATH_MAX, "%s", r ? r : path);
+    free(r);
+}
+
+int run_read_text_file(const char *path, char **text, size_t *len)
+{
+    file_map m;
+    if (file_map_open(&m, path, "a JSON config", 1))
+        return -1;
+    *text = malloc(m.len + 1);
+    if (!*text) {
+        file_map_close(&m);
+        return debcm_fail("%s: out of memory", path);
+    }
+    memcpy(*text, m.base, m.len);
+    (*text)[m.len] = '\0';
+    *len = m.len;
+    file_map_close(&m);
+    return 0;
+}

@@ -32,6 +32,13 @@ void run_set_K(model_eval_result *r);
 void run_print_table(const char *title, const model_eval_result *r);
 json_t *run_metrics_json(const model_eval_result *r); /* {"recall@10": …, "ndcg@10": …, …} */
 
+/* dst (PATH_MAX) = the absolute, resolved form of path (path itself when it cannot be resolved). */
+void run_absolute_path(char *dst, const char *path);
+
+/* The whole of a small text file (a JSON config), NUL-terminated, malloc'd; what names it in messages: "a JSON
+ * config". −1 with a message naming path. */
+int run_read_text_file(const char *path, char **text, size_t *len);
+
 const char *run_match_name(match_variant v);
 const char *run_distill_name(distill_variant v);
 

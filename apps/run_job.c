@@ -29,15 +29,16 @@
 #include "apps/commands.h"
 #include "apps/run_common.h"
 #include "apps/run_job.h"
+#include "apps/run_report.h"
 #include "engine/error.h"
 #include "engine/resume.h"
 #include "engine/train.h"
 #include "io/atomic_file.h"
 #include "io/dataset.h"
-#include "io/file_map.h"
 #include "io/json_file.h"
 #include "io/metrics_log.h"
 #include "models/checkpoint.h"
+#include "models/eval_full.h"
 
 #define CONFIG_FILE "config.json"
 #define METRICS_FILE "metrics.jsonl"
@@ -45,7 +46,10 @@
 
 /* the files a run writes: what --force removes, and whose stale temporary files a resume removes */
 static const char *const run_files[] = {CONFIG_FILE, METRICS_FILE, RESUME_FILE, "teacher.safetensors",
-                                        "student.safetensors", "report.json"};
+                                        "student.safetensors", "report.json", "metrics.csv", "report.md",
+                                        "plots/teacher_losses.svg", "plots/teacher_losses.png",
+                                        "plots/student_losses.svg", "plots/student_losses.png",
+                                        "plots/validation.svg", "plots/validation.png"};
 #define N_RUN_FILES ((int)(sizeof run_files / sizeof run_files[0]))
 
 typedef struct {
@@ -68,6 +72,9 @@ typedef struct {
     train_phase_result rt;
     train_resume_point saved; /* the last state written */
     int have_saved;
+    int live;                 /* stdout is a terminal: one progress line redrawn in place */
+    int live_shown;           /* that line is on the screen now */
+    double live_at;           /* when it was last drawn */
 } job;
 
 /* ---- the run directory ---------------------------------------------------------------------------------------- */
@@ -186,6 +193,8 @@ static int remove_run_files(const job *j)
         if ((size_t)snprintf(p, sizeof p, "%s/%s", j->dir, run_files[i]) < sizeof p && unlink(p) != 0 &&
             errno != ENOENT)
             return debcm_fail("--force: cannot remove %s: %s", p, strerror(errno));
+    if ((size_t)snprintf(p, sizeof p, "%s/plots", j->dir) < sizeof p)
+        rmdir(p); /* when nothing else is in it */
     return 0;
 }
 
@@ -202,7 +211,10 @@ static int set_paths(job *j)
 static int open_new_dir(job *j)
 {
     const char *out = j->a->out;
-    if (!out) {
+    if (!out && j->a->name) {
+        if ((size_t)snprintf(j->dir, sizeof j->dir, "runs/%s", j->a->name) >= sizeof j->dir)
+            return debcm_fail_path_too_long(j->a->name, sizeof j->dir - 6);
+    } else if (!out) {
         time_t now = time(NULL);
         struct tm tmv;
         localtime_r(&now, &tmv);
@@ -232,13 +244,6 @@ static int open_new_dir(job *j)
 }
 
 /* the absolute form of a path that exists (else the path as given: the loader names it in its error) */
-static void absolute(char *dst, const char *path)
-{
-    char *r = realpath(path, NULL);
-    snprintf(dst, PATH_MAX, "%s", r ? r : path);
-    free(r);
-}
-
 static int write_config(job *j)
 {
     free(j->config_json);
@@ -255,23 +260,6 @@ static int write_config(job *j)
 }
 
 /* ---- resuming ---------------------------------------------------------------------------------------------------- */
-
-static int read_text_file(const char *path, char **text, size_t *len)
-{
-    file_map m;
-    if (file_map_open(&m, path, "a JSON config", 1))
-        return -1;
-    *text = malloc(m.len + 1);
-    if (!*text) {
-        file_map_close(&m);
-        return debcm_fail("%s: out of memory", path);
-    }
-    memcpy(*text, m.base, m.len);
-    (*text)[m.len] = '\0';
-    *len = m.len;
-    file_map_close(&m);
-    return 0;
-}
 
 /* the config's "command" names the resuming command, or a message saying which command resumes it */
 static int check_command(const job *j, const char *text, size_t len, const char *source)
@@ -315,7 +303,7 @@ static int open_resume(job *j, resume_file *rf, int *have_state)
         size_t len = 0;
         if (!exists(j->p_config))
             return debcm_fail("--resume %s: nothing to resume (no %s and no %s)", j->dir, RESUME_FILE, CONFIG_FILE);
-        int rc = read_text_file(j->p_config, &text, &len) || check_command(j, text, len, j->p_config) ||
+        int rc = run_read_text_file(j->p_config, &text, &len) || check_command(j, text, len, j->p_config) ||
                  run_config_from_json(&cfg, text, len, j->p_config);
         free(text);
         if (rc)
@@ -330,8 +318,8 @@ static int open_resume(job *j, resume_file *rf, int *have_state)
         char pgc[PATH_MAX], data[PATH_MAX];
         if (run_resolve_dirs(a->root, a->pgc, a->data, pgc, data))
             return -1;
-        absolute(cfg.pgc, pgc);
-        absolute(cfg.data, data);
+        run_absolute_path(cfg.pgc, pgc);
+        run_absolute_path(cfg.data, data);
     }
     if (cfg.tf32 && cfg.device != RUN_DEVICE_CUDA)
         cfg.tf32 = 0; /* a resume on the CPU of a run begun with --device cuda --tf32 */
@@ -367,19 +355,113 @@ static int job_save_state(void *ctx, const train_state *st)
     return 0;
 }
 
+/* ---- progress: a live line on a terminal, plain lines and metrics windows every --log-every batches -------- */
+
+static const char *const term_keys[8] = {"loss", "match_music", "match_video", "kl_m", "kl_v", "recon",
+                                         "distill_m", "distill_v"};
+
+/* the live line off the screen, before any other line is printed */
+static void job_before_log(void *ctx)
+{
+    job *j = ctx;
+    if (j->live_shown) {
+        fputs("\r\033[K", stdout);
+        j->live_shown = 0;
+    }
+}
+
+static void fmt_eta(char *buf, size_t cap, double s)
+{
+    if (!(s >= 0) || s > 1e8)
+        snprintf(buf, cap, "?");
+    else if (s >= 3600)
+        snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else
+        snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+/* "teacher epoch 3/50  batch 40/105  loss … (match …)  2845 samples/s  ETA 4m10s" (the ETA of the phase's
+ * training, at this epoch's rate) */
+static void progress_text(char *buf, size_t cap, const train_step_record *r, const double m[8], int64_t done_here)
+{
+    const double rate = r->epoch_seconds > 0 ? (double)r->samples / r->epoch_seconds : 0.0;
+    const double per_batch = done_here > 0 ? r->epoch_seconds / (double)done_here : 0.0;
+    const double left = (double)(r->batches - r->batch) + (double)(r->epochs - r->epoch) * (double)r->batches;
+    char eta[32], dist[64] = "";
+    fmt_eta(eta, sizeof eta, done_here > 0 ? per_batch * left : -1.0);
+    if (r->student)
+        snprintf(dist, sizeof dist, " distill %.3g/%.3g", m[6], m[7]);
+    snprintf(buf, cap, "%s epoch %*lld/%lld  batch %lld/%lld  loss %.4f (match %.4f/%.4f kl %.4f/%.4f recon %.4f%s)  "
+             "%.0f samples/s  ETA %s", r->student ? "student" : "teacher", r->epochs >= 100 ? 3 : 2, (long long)r->epoch,
+             (long long)r->epochs,
+             (long long)r->batch, (long long)r->batches, m[0], m[1], m[2], m[3], m[4], m[5], dist, rate, eta);
+}
+
+static int job_on_step(void *ctx, const train_step_record *r)
+{
+    job *j = ctx;
+    const int64_t every = j->cfg.log_every;
+    const int window_end = r->batch % every == 0;
+    double m[8];
+    /* this process's batches of the epoch: what its rate and ETA stand on */
+    const int64_t done_here = r->samples > 0 ? (r->samples + r->batch_rows - 1) / r->batch_rows : 0;
+    if (window_end) {
+        const int64_t n = train_terms_mean(r, r->batch - every, r->batch, m);
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "kind", "train", "phase",
+                              r->student ? "student" : "teacher", "epoch", (json_int_t)r->epoch, "epochs",
+                              (json_int_t)r->epochs, "step", (json_int_t)r->step, "batch", (json_int_t)r->batch,
+                              "batches", (json_int_t)r->batches);
+        if (!o)
+            return debcm_fail("%s: could not build a log line", j->p_metrics);
+        for (int i = 0; i < (r->student ? 8 : 6); i++)
+            json_object_set_new(o, term_keys[i], n > 0 ? json_real(m[i]) : json_null());
+        json_object_set_new(o, "window_batches", json_integer((json_int_t)n));
+        json_object_set_new(o, "samples_per_s",
+                            json_real(r->epoch_seconds > 0 ? (double)r->samples / r->epoch_seconds : 0.0));
+        json_object_set_new(o, "lr", json_real(r->cfg->lr));
+        json_object_set_new(o, "seconds", json_real(r->epoch_seconds));
+        int rc = metrics_log_append(&j->log, o);
+        json_decref(o);
+        if (rc)
+            return -1;
+    }
+    if (j->cfg.quiet)
+        return 0;
+    char line[512];
+    if (j->live) {
+        const double now = train_now();
+        if (j->live_shown && now - j->live_at < 0.2 && r->batch < r->batches)
+            return 0;
+        j->live_at = now;
+        train_terms_mean(r, 0, r->batch, m); /* the epoch's running means */
+        progress_text(line, sizeof line, r, m, done_here);
+        printf("\r%s\033[K", line);
+        fflush(stdout);
+        j->live_shown = 1;
+    } else if (window_end) {
+        train_terms_mean(r, r->batch - every, r->batch, m);
+        progress_text(line, sizeof line, r, m, done_here);
+        printf("%s\n", line);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 static int job_on_epoch(void *ctx, const train_epoch_record *r)
 {
     job *j = ctx;
     const train_epoch_stats *s = r->stats;
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:I, s:f, "
-                          "s:b}",
-                          "phase", r->student ? "student" : "teacher", "epoch", (json_int_t)r->epoch, "epochs",
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f, s:I, "
+                          "s:f, s:b}",
+                          "kind", "epoch", "phase", r->student ? "student" : "teacher", "epoch", (json_int_t)r->epoch, "epochs",
                           (json_int_t)r->epochs, "step", (json_int_t)r->step, "loss", s->loss, "match_music", s->music,
                           "match_video", s->video, "kl_m", s->kl_m, "kl_v", s->kl_v, "recon", s->recon, "batches",
                           (json_int_t)s->batches, "nonfinite_skipped", (json_int_t)s->nonfinite, "seconds",
                           s->seconds, "samples_per_s", s->seconds > 0 ? (double)s->samples / s->seconds : 0.0,
                           "val_recall@25", r->val_recall, "best_epoch", (json_int_t)r->best_epoch,
                           "best_val_recall@25", r->best_recall, "improved", r->improved);
+    if (o)
+        json_object_set_new(o, "lr", json_real(r->lr));
     if (!o)
         return debcm_fail("%s: could not build a log line", j->p_metrics);
     if (r->student) {
@@ -389,8 +471,10 @@ static int job_on_epoch(void *ctx, const train_epoch_record *r)
     }
     int rc = metrics_log_append(&j->log, o);
     json_decref(o);
-    if (rc == 0)
+    if (rc == 0) {
         j->wrote = 1;
+        rc = run_report_write_csv(j->dir); /* metrics.csv follows the log epoch by epoch */
+    }
     return rc;
 }
 
@@ -447,6 +531,18 @@ static json_t *variants_json(const run_config *c)
                      c->dropout, "latent", (json_int_t)c->latent);
 }
 
+/* report.json's "data": where the data were, their fingerprint and sizes */
+static json_t *data_json(const job *j, const debcm_dataset *ds)
+{
+    return json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "pgc", j->cfg.pgc,
+                     "data", j->cfg.data, "fingerprint", j->fingerprint, "sizes", "pgc_videos",
+                     (json_int_t)ds->pgc_video.rows, "pgc_musics", (json_int_t)ds->pgc_vggish.rows, "pgc_train_pairs",
+                     (json_int_t)ds->pgc_train.n, "pgc_val_pairs", (json_int_t)ds->pgc_val.n, "videos",
+                     (json_int_t)ds->ugc_video.rows, "musics", (json_int_t)ds->ugc_vggish.rows, "train_rows",
+                     (json_int_t)ds->train.n, "val_rows", (json_int_t)ds->val.n, "test_rows", (json_int_t)ds->test.n,
+                     "dim_v", (json_int_t)ds->ugc_video.cols, "genres", (json_int_t)ds->train.G);
+}
+
 /* ---- the job ------------------------------------------------------------------------------------------------------- */
 
 /* the phase's options: callbacks into this job, the start point when resuming */
@@ -456,7 +552,9 @@ static train_phase_opts phase_opts(job *j, const char *ckpt, const variant_meta 
     train_phase_opts p;
     memset(&p, 0, sizeof p);
     p.seed = (uint64_t)j->cfg.seed;
-    p.log = stdout;
+    p.log = j->cfg.quiet ? NULL : stdout;
+    p.before_log = job_before_log;
+    p.on_step = job_on_step;
     p.ckpt_path = ckpt;
     p.meta = vm->meta;
     p.n_meta = vm->n;
@@ -486,12 +584,15 @@ static void print_header(const job *j, const debcm_dataset *ds, const model_dims
     printf("  teacher: %lld pairs train / %lld val, %lld musics, %lld epochs, lr %g%s\n", (long long)ds->pgc_train.n,
            (long long)ds->pgc_val.n, (long long)ds->pgc_vggish.rows, (long long)c->teacher_epochs, c->lr_teacher,
            loaded_teacher ? " (not trained: loaded)" : "");
-    printf("  student: %lld rows train / %lld val / %lld test, %lld musics, %lld epochs, lr %g\n",
-           (long long)ds->train.n, (long long)ds->val.n, (long long)ds->test.n, (long long)ds->ugc_vggish.rows,
-           (long long)c->student_epochs, c->lr_student);
-    printf("  batch %lld, weight decay %g, dropout %g, seed %lld, backend %s, teacher cache %s, out %s\n",
-           (long long)c->batch_size, c->weight_decay, c->dropout, (long long)c->seed, backend,
-           c->teacher_cache == RUN_TEACHER_CACHE_OFF ? "off" : "on", j->dir);
+    const int student = c->command != RUN_CMD_TEACHER;
+    if (student)
+        printf("  student: %lld rows train / %lld val / %lld test, %lld musics, %lld epochs, lr %g\n",
+               (long long)ds->train.n, (long long)ds->val.n, (long long)ds->test.n, (long long)ds->ugc_vggish.rows,
+               (long long)c->student_epochs, c->lr_student);
+    printf("  batch %lld, weight decay %g, dropout %g, seed %lld, backend %s%s, out %s\n", (long long)c->batch_size,
+           c->weight_decay, c->dropout, (long long)c->seed, backend,
+           !student ? "" : c->teacher_cache == RUN_TEACHER_CACHE_OFF ? ", teacher cache off" : ", teacher cache on",
+           j->dir);
     if (c->checkpoint_every > 0 || c->nan_policy != RUN_NAN_STOP)
         printf("  checkpoint every %lld steps, non-finite loss: %s\n", (long long)c->checkpoint_every,
                c->nan_policy == RUN_NAN_SKIP_BATCH ? "skip the batch" : "stop");
@@ -522,6 +623,9 @@ int run_job_main(run_job_args *a)
     model_eval_result test;
     run_set_K(&test);
     double t_test = 0;
+    model_full_result full; /* the test rows ranked over every music (run and train-student) */
+    memset(&full, 0, sizeof full);
+    int have_full = 0;
     train_phase_result rs;
     memset(&rs, 0, sizeof rs);
 
@@ -536,10 +640,10 @@ int run_job_main(run_job_args *a)
         char pgc[PATH_MAX], data[PATH_MAX];
         if (run_resolve_dirs(a->root, a->pgc, a->data, pgc, data))
             goto done;
-        absolute(j.cfg.pgc, pgc);
-        absolute(j.cfg.data, data);
+        run_absolute_path(j.cfg.pgc, pgc);
+        run_absolute_path(j.cfg.data, data);
         if (a->teacher_ckpt)
-            absolute(j.cfg.teacher, a->teacher_ckpt);
+            run_absolute_path(j.cfg.teacher, a->teacher_ckpt);
         if (open_new_dir(&j))
             goto done;
     }
@@ -593,8 +697,16 @@ int run_job_main(run_job_args *a)
 
     variant_meta vm;
     make_variant_meta(&vm, &j.cfg);
-    print_header(&j, &ds, &dsd, j.cfg.tf32 ? "cuda (TF32 GEMMs)" : ops->name, !do_teacher);
-    if (have_state)
+    j.live = !j.cfg.quiet && isatty(STDOUT_FILENO);
+    if (!j.cfg.quiet)
+        print_header(&j, &ds, &dsd, j.cfg.tf32 ? "cuda (TF32 GEMMs)" : ops->name, !do_teacher);
+    const int64_t phase_epochs = rf.student ? j.cfg.student_epochs : j.cfg.teacher_epochs;
+    if (j.cfg.quiet)
+        ; /* nothing */
+    else if (have_state && rf.info.pos.next_epoch > phase_epochs && (rf.student || command == RUN_CMD_TEACHER))
+        printf("%s: the run was complete (%s, %lld epochs): nothing left to train; its outputs are written again\n",
+               j.dir, rf.student ? "student" : "teacher", (long long)phase_epochs);
+    else if (have_state)
         printf("resuming %s from %s: %s epoch %lld, batch %lld (step %lld)\n", j.dir, RESUME_FILE,
                rf.student ? "student" : "teacher", (long long)rf.info.pos.next_epoch,
                (long long)rf.info.pos.next_batch, (long long)rf.info.pos.step);
@@ -618,8 +730,9 @@ int run_job_main(run_job_args *a)
             goto done;
         j.teacher_done = 1;
         j.wrote = 1;
-        printf("teacher: best epoch %lld, val Recall@25 %.4f, %.1f s -> %s\n", (long long)j.rt.best_epoch,
-               j.rt.val_recall, j.rt.seconds, j.p_teacher);
+        if (!j.cfg.quiet)
+            printf("teacher: best epoch %lld, val Recall@25 %.4f, %.1f s -> %s\n", (long long)j.rt.best_epoch,
+                   j.rt.val_recall, j.rt.seconds, j.p_teacher);
     }
     if (do_student) {
         j.teacher = &teacher;
@@ -637,37 +750,65 @@ int run_job_main(run_job_args *a)
         if (rc)
             goto done;
         j.wrote = 1;
-        printf("student: best epoch %lld, val Recall@25 %.4f NDCG@25 %.4f, %.1f s -> %s\n", (long long)rs.best_epoch,
-               rs.val_recall, rs.val_ndcg, rs.seconds, j.p_student);
+        if (!j.cfg.quiet)
+            printf("student: best epoch %lld, val Recall@25 %.4f NDCG@25 %.4f, %.1f s -> %s\n", (long long)rs.best_epoch,
+                   rs.val_recall, rs.val_ndcg, rs.seconds, j.p_student);
         double t0 = train_now();
         model_workspace ws;
         if (model_workspace_create(&ws, ops, &dsd, 1024))
             goto done;
         int erc = model_eval_negatives(&student, &ws, ds.ugc_video.data, ds.ugc_video.rows, td.ugc_music,
                                        ds.ugc_vggish.rows, ds.prior_mean, &ds.test, &test);
+        if (erc == 0) { /* beyond the published protocol: every music ranked, and the genres recommended */
+            model_full_result_init(&full);
+            have_full = 1;
+            erc = model_eval_full_student(&student, &ws, ds.ugc_video.data, ds.ugc_video.rows, td.ugc_music,
+                                          ds.ugc_vggish.rows, ds.prior_mean, &ds.test, &ds.train, &full);
+        }
         model_workspace_free(&ws);
         if (erc)
             goto done;
         t_test = train_now() - t0;
         run_print_table("test", &test);
+        if (!j.cfg.quiet)
+            printf("test, full ranking over all %lld musics (weighted): Recall@25 %.4f  NDCG@25 %.4f  MRR %.4f\n",
+                   (long long)full.musics, full.recall_w[full.nK - 1], full.ndcg_w[full.nK - 1], full.mrr_w);
     }
     if (command == RUN_CMD_RUN) {
+        /* a resumed run: its phases' seconds come from the checkpoint, the rest (loading, saving) from this process */
+        double total = train_now() - t_start;
+        if (a->resume && total < j.rt.seconds + rs.seconds + t_test)
+            total = j.rt.seconds + rs.seconds + t_test;
         json_t *root = json_pack("{s:{s:I, s:f}, s:{s:I, s:f, s:f}, s:o, s:o, s:{s:f, s:f, s:f, s:f}}", "teacher",
                                  "best_epoch", (json_int_t)j.rt.best_epoch, "val_recall@25", j.rt.val_recall,
                                  "student", "best_epoch", (json_int_t)rs.best_epoch, "val_recall@25", rs.val_recall,
                                  "val_ndcg@25", rs.val_ndcg, "test", run_metrics_json(&test), "variants",
                                  variants_json(&j.cfg), "seconds", "teacher", j.rt.seconds, "student", rs.seconds,
-                                 "test", t_test, "total", train_now() - t_start);
+                                 "test", t_test, "total", total);
         if (!root) {
             debcm_fail("could not build the report");
             goto done;
         }
+        json_t *fj = model_full_result_json(&full);
+        if (fj) {
+            json_object_update(root, fj);
+            json_decref(fj);
+        }
+        json_object_set_new(root, "machine", run_report_machine());
+        json_object_set_new(root, "data", data_json(&j, &ds));
         int wrc = json_file_write(root, j.p_report);
         json_decref(root);
         if (wrc)
             goto done;
-        printf("report: %s\n", j.p_report);
     }
+    /* metrics.csv, the plots and report.md, from the files above */
+    char warning[256] = "";
+    if (run_report_write(j.dir, warning, sizeof warning))
+        goto done;
+    if (warning[0])
+        fprintf(stderr, "debcm %s: warning: %s\n", j.cmd, warning);
+    if (!j.cfg.quiet)
+        printf("report: %s/report.md%s\n", j.dir, command == RUN_CMD_RUN ? " (and report.json)" : "");
     status = DEBCM_EXIT_OK;
 done:
     atomic_file_defer_signals(0);
@@ -679,6 +820,8 @@ done:
             undo_dirs(&j);
         }
     }
+    if (have_full)
+        model_full_result_free(&full);
     metrics_log_close(&j.log);
     resume_close(&rf);
     free(j.config_json);

@@ -14,6 +14,7 @@ typedef struct {
     const char *out;                          /* --out RUNDIR, or NULL (runs/<timestamp>) */
     const char *teacher_ckpt;                 /* --teacher CKPT (train-student) */
     const char *resume;                       /* --resume RUNDIR, or NULL */
+    const char *name;                         /* --name NAME: RUNDIR = runs/NAME (NULL: a timestamp) */
     int force;                                /* --force: replace a run already in RUNDIR */
 } run_job_args;
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -40,7 +41,9 @@ static void *cpu_alloc(size_t bytes)
         rounded = 64;
     void *p = aligned_alloc(64, rounded);
     if (!p) {
-        debcm_fail("cpu_alloc: out of memory for %zu bytes", bytes);
+        long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        debcm_fail("cpu_alloc: out of host memory for %zu bytes (%.1f MiB asked; %.0f MiB of RAM free)", bytes,
+                   (double)bytes / 1048576.0, pages > 0 && page > 0 ? (double)pages * (double)page / 1048576.0 : 0.0);
         return NULL;
     }
     memset(p, 0, rounded);

@@ -13,6 +13,7 @@
 
 #include "engine/error.h"
 #include "engine/run_config.h"
+#include "io/safetensors.h"
 
 #define OFF(f) offsetof(run_config, f)
 #define NO RUN_OPT_NO_OFF
@@ -64,6 +65,11 @@ static const run_option option_table[] = {
             "also write the resume checkpoint every N steps (0: after every epoch only)"),
     CHOICE_OPT("nan-policy", "stop|skip-batch", TS, 1, nan_policy, nan_names,
                "a non-finite loss: stop with a checkpoint of the last good state, or skip that batch (stop)"),
+    INT_OPT("log-every", "N", TS, 0, log_every, NO, 1, 1000000000, NULL,
+            "every N batches of an epoch: a line of the window's mean losses in metrics.jsonl and, when the output "
+            "is not a terminal, a progress line (50)"),
+    {"quiet", NULL, RUN_OPT_FLAG, TS, 1, OFF(quiet), NO, 0, 1, 0, 0, 0, 0, NULL, NULL,
+     "print nothing but warnings, errors and the test table"},
     {NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL},
 };
 
@@ -128,6 +134,8 @@ void run_config_default(run_config *c, run_command command)
     c->device = RUN_DEVICE_CPU;
     c->tf32 = 0;
     c->nan_policy = RUN_NAN_STOP;
+    c->log_every = 50;
+    c->quiet = 0;
     c->lr_teacher = t.lr;
     c->lr_student = s.lr;
     c->weight_decay = s.weight_decay;
@@ -175,10 +183,13 @@ static int in_range(const run_option *o, double v)
     return isfinite(v) && v >= o->lo && !(o->lo_open && v == o->lo) && v <= o->hi && !(o->hi_open && v == o->hi);
 }
 
+/* A value for both phases ("epochs": teacher_epochs, then student_epochs) goes only to the command's own phases,
+ * so that a config holds nothing its command would not write back. */
 static void store_int(run_config *c, const run_option *o, int64_t v)
 {
-    *ival(c, o->off) = v;
-    if (o->off2 != RUN_OPT_NO_OFF)
+    if (o->off2 == RUN_OPT_NO_OFF || c->command != RUN_CMD_STUDENT)
+        *ival(c, o->off) = v;
+    if (o->off2 != RUN_OPT_NO_OFF && c->command != RUN_CMD_TEACHER)
         *ival(c, o->off2) = v;
 }
 
@@ -346,8 +357,11 @@ int run_config_from_json(run_config *c, const char *text, size_t len, const char
 {
     json_error_t e;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
-    if (!root)
-        return debcm_fail("%s: line %d, column %d: %s", source, e.line, e.column, e.text);
+    if (!root) {
+        char what[200]; /* jansson's text may quote the input: control bytes become \xNN, one line */
+        return debcm_fail("%s: line %d, column %d: %s", source, e.line, e.column,
+                          safetensors_quote(what, sizeof what, e.text, 120));
+    }
     int rc = -1;
     if (!json_is_object(root)) {
         key_error(source, "(the whole file)", "one JSON object", root);
@@ -386,11 +400,8 @@ int run_config_from_json(run_config *c, const char *text, size_t len, const char
             if (set_path(dst, key, v, source))
                 goto done;
         } else {
-            char q[80];
-            snprintf(q, sizeof q, "%.64s", key);
-            for (char *p = q; *p; p++)
-                if ((unsigned char)*p < 0x20)
-                    *p = '?';
+            char q[300];
+            safetensors_quote(q, sizeof q, key, 64);
             debcm_fail("%s: unknown key '%s' (debcm %s --help lists the options; a key is an option's name with "
                        "'_' for '-')", source, q, run_command_name(c->command));
             goto done;

@@ -36,6 +36,7 @@ typedef struct {
     /* integers (and choice indices, and flags 0/1) */
     int64_t teacher_epochs, student_epochs, batch_size, seed, threads, latent, k, checkpoint_every;
     int64_t matching, distill, teacher_cache, device, tf32, nan_policy;
+    int64_t log_every, quiet;  /* metrics.jsonl window / progress line every N steps; no progress on stdout */
     /* numbers */
     double lr_teacher, lr_student, weight_decay, dropout, margin, alpha, temperature;
 } run_config;

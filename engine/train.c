@@ -421,12 +421,34 @@ static int nonfinite_term(const float *t)
     return -1;
 }
 
+int64_t train_terms_mean(const train_step_record *r, int64_t from, int64_t to, double out[8])
+{
+    double sum[8] = {0};
+    int64_t trained = 0;
+    for (int64_t b = from < 0 ? 0 : from; b < to && b < r->batch; b++) {
+        int64_t b0 = b * r->batch_rows, B = r->rows - b0 < r->batch_rows ? r->rows - b0 : r->batch_rows;
+        const float *t = r->epoch_terms + b * MODEL_LOSS_TERMS;
+        if (B == 1 || nonfinite_term(t) >= 0) /* a one-row batch, or one skipped for its loss */
+            continue;
+        model_losses l;
+        model_losses_from_terms(&l, t, r->cfg, r->student, B);
+        double terms[8] = {l.loss, l.music, l.video, l.kl_m, l.kl_v, l.recon, l.distill_m, l.distill_v};
+        for (int i = 0; i < 8; i++)
+            sum[i] += terms[i];
+        trained++;
+    }
+    double k = trained ? 1.0 / (double)trained : 0.0;
+    for (int i = 0; i < 8; i++)
+        out[i] = sum[i] * k;
+    return trained;
+}
+
 int train_phase_epoch(train_phase *ph, int64_t epoch, int64_t first_batch, train_epoch_stats *st)
 {
     const debcm_ops *o = ph->net->ops;
     const int64_t n = ph->n, Bmax = ph->Bmax;
     const size_t stat_bytes = (size_t)ph->net->n_stats * sizeof(float);
-    double te = train_now(), sum[8] = {0};
+    double te = train_now();
     memset(st, 0, sizeof *st);
     if (order_epoch(ph, epoch))
         return -1;
@@ -464,6 +486,8 @@ int train_phase_epoch(train_phase *ph, int64_t epoch, int64_t first_batch, train
             th[b * MODEL_LOSS_TERMS] = NAN; /* marks the batch as skipped in the epoch's terms */
             ph->nonfinite++;
             st->nonfinite++;
+            if (ph->opt.log && ph->opt.before_log)
+                ph->opt.before_log(ph->opt.ctx);
             if (ph->opt.log)
                 fprintf(ph->opt.log, "%s epoch %lld, batch %lld (step %lld): loss term '%s' is %s: batch skipped "
                         "(--nan-policy skip-batch)\n", ph->name, (long long)epoch, (long long)b,
@@ -475,6 +499,13 @@ int train_phase_epoch(train_phase *ph, int64_t epoch, int64_t first_batch, train
             ph->steps++;
             st->samples += B;
         }
+        if (ph->opt.on_step) { /* before the checkpoint: what it logs is inside the state a resume starts from */
+            const int64_t nb = (n + Bmax - 1) / Bmax;
+            train_step_record rec = {ph->student, epoch, ph->cfg->epochs, b + 1, nb, ph->steps, train_now() - te,
+                                     st->samples, th, n, Bmax, ph->cfg};
+            if (ph->opt.on_step(ph->opt.ctx, &rec))
+                return -1;
+        }
         int stop = ph->opt.stop_requested ? ph->opt.stop_requested() : 0;
         if ((stop || (ph->opt.checkpoint_every > 0 && ph->steps % ph->opt.checkpoint_every == 0)) &&
             save_state(ph, epoch, b + 1))
@@ -482,29 +513,19 @@ int train_phase_epoch(train_phase *ph, int64_t epoch, int64_t first_batch, train
         if (stop)
             return TRAIN_INTERRUPTED;
     }
-    int64_t trained = 0;
-    for (int64_t b = 0; b * Bmax < n; b++) {
-        int64_t B = n - b * Bmax < Bmax ? n - b * Bmax : Bmax;
-        const float *t = th + b * MODEL_LOSS_TERMS;
-        if (B == 1 || nonfinite_term(t) >= 0) /* a one-row batch, or one skipped for its loss */
-            continue;
-        model_losses l;
-        model_losses_from_terms(&l, t, ph->cfg, ph->student, B);
-        double terms[8] = {l.loss, l.music, l.video, l.kl_m, l.kl_v, l.recon, l.distill_m, l.distill_v};
-        for (int i = 0; i < 8; i++)
-            sum[i] += terms[i];
-        trained++;
-    }
+    double mean[8];
+    train_step_record all = {ph->student, epoch, ph->cfg->epochs, (n + Bmax - 1) / Bmax, (n + Bmax - 1) / Bmax,
+                             ph->steps, 0.0, st->samples, th, n, Bmax, ph->cfg};
+    const int64_t trained = train_terms_mean(&all, 0, all.batches, mean);
     st->batches = trained; /* the epoch's, those of an earlier process (resumed) included */
-    double k = trained ? 1.0 / (double)trained : 0.0;
-    st->loss = sum[0] * k;
-    st->music = sum[1] * k;
-    st->video = sum[2] * k;
-    st->kl_m = sum[3] * k;
-    st->kl_v = sum[4] * k;
-    st->recon = sum[5] * k;
-    st->distill_m = sum[6] * k;
-    st->distill_v = sum[7] * k;
+    st->loss = mean[0];
+    st->music = mean[1];
+    st->video = mean[2];
+    st->kl_m = mean[3];
+    st->kl_v = mean[4];
+    st->recon = mean[5];
+    st->distill_m = mean[6];
+    st->distill_v = mean[7];
     st->seconds = train_now() - te;
     return 0;
 }
@@ -601,6 +622,8 @@ static void log_epoch(const train_phase *ph, int64_t epoch, int64_t epochs_here,
     }
     if (st->nonfinite)
         snprintf(skipped, sizeof skipped, "  %lld batch(es) skipped (non-finite loss)", (long long)st->nonfinite);
+    if (ph->opt.before_log)
+        ph->opt.before_log(ph->opt.ctx);
     fprintf(ph->opt.log,
             "%s epoch %*lld/%lld  loss %.4f (match %.4f/%.4f kl %.4f/%.4f recon %.4f%s)  %.0f samples/s  "
             "val R@25 %.4f%s  best %.4f @%lld%s%s  ETA %s\n",
@@ -674,7 +697,7 @@ static int run_phase(int student, debcm_net *net, const debcm_net *teacher, cons
             log_epoch(ph, epoch, epoch - first_epoch + 1, train_now() - t0, &st, r, g, res, improved);
         if (opt->on_epoch) {
             train_epoch_record rec = {student, epoch, cfg->epochs, ph->steps, &st, r, g, res->best_epoch,
-                                      res->val_recall, improved};
+                                      res->val_recall, improved, cfg->lr};
             if (opt->on_epoch(opt->ctx, &rec))
                 goto done;
         }

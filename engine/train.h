@@ -102,11 +102,33 @@ typedef struct {
     int64_t best_epoch;
     double best_recall;
     int improved;
+    double lr;
 } train_epoch_record;
+
+/* One step done, for a live progress line and a metrics log of windows of steps. */
+typedef struct {
+    int student;
+    int64_t epoch, epochs;
+    int64_t batch;              /* batches of the epoch done, this one included (1-based) */
+    int64_t batches;            /* batches in the epoch */
+    int64_t step;               /* steps of the phase done */
+    double epoch_seconds;       /* this process's time in the epoch so far */
+    int64_t samples;            /* rows this process trained in the epoch so far */
+    const float *epoch_terms;   /* [batch][MODEL_LOSS_TERMS], host: every batch of the epoch so far (NaN first
+                                   term: skipped for a non-finite loss) */
+    int64_t rows, batch_rows;   /* the phase's training rows and its batch size */
+    const model_config *cfg;
+} train_step_record;
+
+/* The mean loss and terms (out[8]: loss, match_music, match_video, kl_m, kl_v, recon, distill_m, distill_v) over
+ * the trained batches [from, to) of r's epoch so far; returns how many there were (0: out all zero). */
+int64_t train_terms_mean(const train_step_record *r, int64_t from, int64_t to, double out[8]);
 
 typedef struct {
     uint64_t seed;
     FILE *log;                  /* progress lines; NULL: quiet */
+    void (*before_log)(void *ctx); /* called before a line goes to log (to clear a live progress line); or NULL */
+    int (*on_step)(void *ctx, const train_step_record *r); /* after each step, before its checkpoint; or NULL */
     const char *ckpt_path;      /* where the best epoch goes; NULL: nowhere */
     const checkpoint_meta *meta; /* extra checkpoint metadata (variants) */
     int n_meta;

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "engine/error.h"
+#include "io/crc32.h"
 #include "io/dataset.h"
 
 static int cmp_desc_i64(const void *a, const void *b)
@@ -110,15 +111,7 @@ void dataset_summary_free(dataset_summary *s)
 
 static uLong crc_array(uLong crc, const void *p, int64_t n, size_t elem)
 {
-    const Bytef *b = p;
-    uint64_t left = p && n > 0 ? (uint64_t)n * elem : 0;
-    while (left > 0) { /* zlib counts in uInt */
-        uInt k = left > (1u << 30) ? (1u << 30) : (uInt)left;
-        crc = crc32(crc, b, k);
-        b += k;
-        left -= k;
-    }
-    return crc;
+    return crc32_update((uint32_t)crc, p, p && n > 0 ? (uint64_t)n * elem : 0);
 }
 
 /* a feature matrix: its first and last rows (the rest would cost a pass over gigabytes) */

@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "engine/error.h"
+#include "io/crc32.h"
 
 #define SIG_LOCAL 0x04034b50u
 #define SIG_CENTRAL 0x02014b50u
@@ -524,16 +525,11 @@ int npz_read_member(const npz_archive *z, int i, npy_file *out, uint64_t max_byt
         free(buf);
         return -1;
     }
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (size_t done = 0; done < usize;) {
-        size_t k = usize - done < (size_t)ZCHUNK ? usize - done : (size_t)ZCHUNK;
-        crc = crc32(crc, buf + done, (uInt)k);
-        done += k;
-    }
-    if ((uint32_t)crc != m->crc32) {
+    const uint32_t crc = crc32_update(0, buf, usize);
+    if (crc != m->crc32) {
         free(buf);
         return debcm_fail("%s: member '%s.npy': CRC-32 mismatch (computed 0x%08x, the archive says 0x%08x)", z->path,
-                          m->name, (uint32_t)crc, m->crc32);
+                          m->name, crc, m->crc32);
     }
     /* "ARCHIVE[MEMBER.npy]" always fits an npy_file's name (io/npy.h, NPY_NAME_MAX) */
     _Static_assert(sizeof ((npy_file *)0)->path >= sizeof z->path + sizeof m->name + 6, "NPY_NAME_MAX too small");

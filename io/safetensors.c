@@ -23,6 +23,7 @@
 
 #include "engine/error.h"
 #include "io/atomic_file.h"
+#include "io/crc32.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "io/safetensors.c assumes a little-endian host: safetensors data are little-endian and used in place"
@@ -1046,17 +1047,7 @@ typedef struct {
     uint64_t nbytes;
 } st_sum_tensor;
 
-static uLong crc_bytes(uLong crc, const void *p, uint64_t n)
-{
-    const Bytef *b = p;
-    while (n > 0) { /* zlib counts in uInt */
-        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        crc = crc32(crc, b, k);
-        b += k;
-        n -= k;
-    }
-    return crc;
-}
+static uLong crc_bytes(uLong crc, const void *p, uint64_t n) { return crc32_update((uint32_t)crc, p, n); }
 
 static uLong crc_u64(uLong crc, uint64_t v)
 {

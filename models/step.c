@@ -131,7 +131,8 @@ int model_workspace_create(model_workspace *ws, const debcm_ops *ops, const mode
     ws_layout(ws, NULL);
     ws->block = ops->alloc(ws->bytes);
     if (!ws->block)
-        return debcm_error_prefix("model_workspace_create (B_max %lld)", (long long)B_max);
+        return debcm_error_prefix("model_workspace_create (B_max %lld; a smaller --batch-size needs less memory)",
+                                  (long long)B_max);
     ws_layout(ws, ws->block);
     return 0;
 }

@@ -6,14 +6,16 @@
  * loss terms); every single-byte flip of a checkpoint and every truncation refused, naming the file; a model
  * checkpoint's checksum checked; a resume checkpoint refused as a model.
  * Command line: an uninterrupted reference run, then the same run killed with SIGKILL at random moments (the
- * seed is printed; resumes are killed too) and resumed until done: metrics.jsonl (but its timings), report.json
+ * seed is printed; resumes are killed too) and resumed until done (every other round on one thread instead of
+ * OpenMP's count): metrics.jsonl (but its timings), report.json
  * (but its seconds) and both best checkpoints must equal the reference's byte for byte; SIGTERM, SIGINT and
  * SIGHUP stop with 143/130/129 and a line naming the state, and the resume equals the reference; a non-finite
  * loss stops with the step and the term named and the state saved, `--resume --nan-policy skip-batch` goes past
  * it, exactly as a run with skip-batch from the start; a truncated and a flipped resume checkpoint are refused
  * with one line; a file-size limit (RLIMIT_FSIZE: a full disk without privileges) makes a checkpoint write fail
  * with the previous one intact, and the run resumes from it; the refusals (a directory holding a run, options
- * --resume cannot change, a locked directory, other data, another command); train-teacher and train-student
+ * --resume cannot change, a locked directory, other data, another command); a complete run resumed (nothing
+ * trained, the same outputs); train-teacher and train-student
  * resumed; and bad data through `run` (a NaN feature, an id out of range, an empty split: one line, nothing
  * left behind; a prior mean that does not sum to 1, duplicate negatives, a positive among its negatives:
  * warnings with their counts). Usage: test_resume DEBCM WORKDIR. */
@@ -39,6 +41,7 @@
 #include "engine/resume.h"
 #include "engine/run_config.h"
 #include "models/checkpoint.h"
+#include "test_files.h"
 
 static const char *debcm, *work;
 static char out_txt[4096], err_txt[4096];
@@ -51,28 +54,7 @@ static char *wpath(char *buf, const char *rel)
     return buf;
 }
 
-static char *slurp_n(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = '\0';
-    if (len)
-        *len = (size_t)n;
-    fclose(f);
-    return s;
-}
-
-static char *slurp(const char *path) { return slurp_n(path, NULL); }
+static char *slurp(const char *path) { return test_read_file(path, NULL); }
 
 static int spit(const char *path, const void *data, size_t n)
 {
@@ -209,7 +191,7 @@ static json_t *load_metrics(const char *dir)
 static int same_file(const char *a, const char *b)
 {
     size_t na = 0, nb = 0;
-    char *x = slurp_n(a, &na), *y = slurp_n(b, &nb);
+    char *x = test_read_file(a, &na), *y = test_read_file(b, &nb);
     int same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -253,10 +235,13 @@ static int same_run(const char *ref, const char *dir, int report, const char *wh
         snprintf(pa, sizeof pa, "%s/report.json", ref);
         snprintf(pb, sizeof pb, "%s/report.json", dir);
         json_t *ra = json_load_file(pa, 0, NULL), *rb = json_load_file(pb, 0, NULL);
-        if (ra)
-            json_object_del(ra, "seconds");
-        if (rb)
-            json_object_del(rb, "seconds");
+        for (int k = 0; k < 2; k++) { /* the timings and the machine (its OpenMP thread count) aside */
+            json_t *r = k ? rb : ra;
+            if (r) {
+                json_object_del(r, "seconds");
+                json_object_del(r, "machine");
+            }
+        }
         if (!ra || !rb || !json_equal(ra, rb)) {
             fprintf(stderr, "%s: report.json differs from the reference's (or is missing)\n", what);
             ok = 0;
@@ -309,7 +294,14 @@ static void test_config(void)
                                   {"weight-decay", "0"}, {"latent", "17"}, {"dropout", "0.3"}, {"margin", "-0.1"},
                                   {"k", "5"}, {"alpha", "1e-7"}, {"matching", "softmax"}, {"temperature", "0.07"},
                                   {"distill", "kl"}, {"teacher-cache", "off"}, {"checkpoint-every", "11"},
-                                  {"nan-policy", "skip-batch"}};
+                                  {"nan-policy", "skip-batch"}, {"log-every", "7"}, {"quiet", ""}};
+        /* every option of the table is changed above ("epochs" is the two phase keys) */
+        for (const run_option *o = run_options(); o->name; o++) {
+            int listed = o->off2 != RUN_OPT_NO_OFF;
+            for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+                listed |= !strcmp(texts[i][0], o->name);
+            CHECK_MSG(listed, "option --%s is not in the round-trip test", o->name);
+        }
         int phases = run_command_phases((run_command)cmd);
         for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
             const run_option *o = run_option_find(texts[i][0]);
@@ -443,7 +435,7 @@ static void test_resume_file(void)
 
     /* every single-byte flip of the header and of every 13th data byte, and every truncation at 7-byte steps */
     size_t n = 0;
-    unsigned char *bytes = (unsigned char *)slurp_n(path, &n);
+    unsigned char *bytes = (unsigned char *)test_read_file(path, &n);
     CHECK(bytes && n > 64);
     uint64_t hlen = 0;
     for (int i = 0; bytes && i < 8; i++)
@@ -490,7 +482,7 @@ static void test_resume_file(void)
     wpath(path, "lib-model.safetensors");
     CHECK(checkpoint_save(&t, path, NULL, 0) == 0);
     CHECK(checkpoint_load(&t2, path) == 0 && arenas_equal(&t, &t2, 0));
-    bytes = (unsigned char *)slurp_n(path, &n);
+    bytes = (unsigned char *)test_read_file(path, &n);
     if (bytes) {
         bytes[n - 5] ^= 0x10;
         CHECK(spit(bad, bytes, n) == 0);
@@ -504,7 +496,7 @@ static void test_resume_file(void)
 
 /* ---- the command line ---------------------------------------------------------------------------------------------- */
 
-static const char *OPTS = "--teacher-epochs 4 --student-epochs 4 --batch-size 32 --seed 5";
+static const char *OPTS = "--teacher-epochs 4 --student-epochs 4 --batch-size 32 --seed 5 --log-every 2";
 
 static void expect_fail(int want, const char *frag1, const char *frag2, int st, const char *what)
 {
@@ -536,7 +528,8 @@ static void test_kill9(const char *tiny, const char *ref, double t_ref)
                 kill(q, SIGKILL);
                 kills += wait_for(q) == 128 + SIGKILL;
             }
-            st = SH("run --resume %s", dir);
+            /* odd rounds resume on one thread: the CPU numbers do not depend on the thread count */
+            st = round % 2 ? SH("run --resume %s --threads 1", dir) : SH("run --resume %s", dir);
             char *out = slurp(out_txt), *err = slurp(err_txt);
             if (out && strstr(out, ", batch ") && !strstr(out, ", batch 0 "))
                 mid_epoch++;
@@ -634,7 +627,13 @@ static void test_nonfinite(const char *tiny)
     CHECK(SH("run %s %s --nan-policy skip-batch --out %s", huge, OPTS, b) == 0);
     same_run(b, a, 1, "stop, then resumed with skip-batch");
     json_t *m = load_metrics(b);
-    json_t *first = json_array_get(m, 0);
+    json_t *first = NULL, *line; /* the first epoch's line (the windows of steps come before it) */
+    size_t i;
+    json_array_foreach(m, i, line) {
+        const char *kind = json_string_value(json_object_get(line, "kind"));
+        if (!first && kind && !strcmp(kind, "epoch"))
+            first = line;
+    }
     CHECK(first && json_integer_value(json_object_get(first, "nonfinite_skipped")) >= 1);
     json_decref(m);
 }
@@ -647,7 +646,7 @@ static void test_damaged(const char *ref)
     CHECK(system(cmd) == 0);
     snprintf(ck, sizeof ck, "%s/resume.safetensors", d);
     size_t n = 0;
-    char *bytes = slurp_n(ck, &n);
+    char *bytes = test_read_file(ck, &n);
     CHECK(bytes && n > 1000);
     if (!bytes)
         return;
@@ -681,13 +680,13 @@ static void test_write_fails(const char *tiny, const char *ref)
     int st = wait_for(p);
     CHECK_MSG(st == 143, "status %d", st);
     size_t n0 = 0;
-    char *before = slurp_n(ck, &n0);
+    char *before = test_read_file(ck, &n0);
     child_fsize_limit = (rlim_t)(n0 / 4);
     st = SH("run --resume %s", d);
     child_fsize_limit = 0;
     expect_fail(1, "resume.safetensors", "the previous checkpoint is kept", st, "a checkpoint larger than the limit");
     size_t n1 = 0;
-    char *after = slurp_n(ck, &n1);
+    char *after = test_read_file(ck, &n1);
     CHECK_MSG(before && after && n0 == n1 && !memcmp(before, after, n0), "the previous checkpoint changed");
     free(before);
     free(after);
@@ -704,6 +703,13 @@ static void test_refusals(const char *tiny, const char *ref)
     expect_fail(1, "already holds a run", "--resume", SH("run %s %s --out %s", tiny, OPTS, d), "a run over a run");
     CHECK(SH("run %s %s --out %s --force", tiny, OPTS, d) == 0);
     same_run(ref, d, 1, "--force");
+    /* a complete run resumed: nothing trained again, the same outputs written again */
+    CHECK_MSG(SH("run --resume %s", d) == 0, "--resume of a complete run: %s", slurp(err_txt));
+    char *out = slurp(out_txt);
+    CHECK_MSG(out && strstr(out, "the run was complete (student, ") && !strstr(out, "student epoch "),
+              "--resume of a complete run printed: %s", out ? out : "(nothing)");
+    free(out);
+    same_run(ref, d, 1, "--resume of a complete run");
     expect_fail(2, "option '--lr-student' cannot change on --resume", NULL,
                 SH("run --resume %s --lr-student 0.5", d), "--resume with a fixed option");
     expect_fail(2, "--out does not go with it", NULL, SH("run --resume %s --out %s", d, d), "--resume --out");
@@ -732,7 +738,7 @@ static void test_refusals(const char *tiny, const char *ref)
     char t[4096];
     snprintf(t, sizeof t, "%s/teacher.safetensors", d);
     size_t n = 0;
-    char *bytes = slurp_n(t, &n);
+    char *bytes = test_read_file(t, &n);
     if (bytes) {
         CHECK(spit(t, bytes, n - 100) == 0);
         expect_fail(1, "teacher.safetensors", NULL, SH("evaluate --model %s %s", t, tiny), "a truncated model");
@@ -964,6 +970,18 @@ int main(int argc, char **argv)
     double t_ref = now_s() - t0;
     CHECK_MSG(st == 0, "the reference run: status %d: %s", st, slurp(err_txt));
     printf("reference run: %.2f s\n", t_ref);
+    if (st == 0) { /* its log holds windows of steps (--log-every 2) beside the epochs: both must come back */
+        json_t *m = load_metrics(ref);
+        size_t i, windows = 0, epochs = 0;
+        json_t *line;
+        json_array_foreach(m, i, line) {
+            const char *kind = json_string_value(json_object_get(line, "kind"));
+            windows += kind && !strcmp(kind, "train");
+            epochs += kind && !strcmp(kind, "epoch");
+        }
+        CHECK_MSG(windows >= 8 && epochs == 8, "the reference log: %zu windows, %zu epochs", windows, epochs);
+        json_decref(m);
+    }
     if (st == 0) {
         test_kill9(tiny, ref, t_ref);
         test_signals(tiny, ref);

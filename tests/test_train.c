@@ -22,6 +22,7 @@
 #include "engine/error.h"
 #include "engine/train.h"
 #include "models/checkpoint.h"
+#include "test_files.h"
 
 static const char *debcm, *work;
 static char out_txt[4096], err_txt[4096];
@@ -38,25 +39,6 @@ static int sh(const char *fmt, ...)
     snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2> '%s'", debcm, args, out_txt, err_txt);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = '\0';
-    fclose(f);
-    return s;
 }
 
 static int lines(const char *s)
@@ -171,8 +153,8 @@ static void test_run(const char *tiny)
     char a[4096], b[4096], p[4096];
     const char *opts = "--teacher-epochs 3 --student-epochs 5 --batch-size 64 --seed 7";
     int st = sh("run '%s' %s --out '%s'", tiny, opts, wpath(a, "run-a"));
-    CHECK_MSG(st == 0, "run: status %d: %s", st, slurp(err_txt));
-    char *out = slurp(out_txt);
+    CHECK_MSG(st == 0, "run: status %d: %s", st, test_read_file(err_txt, NULL));
+    char *out = test_read_file(out_txt, NULL);
     if (out) {
         CHECK_CONTAINS(out, "matching published");
         CHECK_CONTAINS(out, "teacher epoch  3/3");
@@ -194,7 +176,7 @@ static void test_run(const char *tiny)
     /* the same seed again, with another thread count (the ops split outputs, never reductions) and the frozen
      * teacher run every step instead of its cached posteriors (the same values) */
     CHECK(sh("run '%s' %s --threads 3 --teacher-cache off --out '%s'", tiny, opts, wpath(b, "run-b")) == 0);
-    char *out_b = slurp(out_txt);
+    char *out_b = test_read_file(out_txt, NULL);
     if (out_b) {
         CHECK_CONTAINS(out_b, "teacher cache off");
         CHECK(!strstr(out_b, "posteriors of"));
@@ -204,7 +186,13 @@ static void test_run(const char *tiny)
     json_t *rb = load_json(p);
     if (!ra || !rb)
         goto done;
-    CHECK(json_object_size(ra) == 5); /* teacher, student, test, variants, seconds */
+    { /* the published report's keys, then what lies beyond it (the full ranking, genre exposure, machine, data) */
+        const char *keys[] = {"teacher", "student", "test", "variants", "seconds", "full_ranking", "genre_exposure",
+                              "machine", "data"};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            CHECK_MSG(json_object_get(ra, keys[i]) != NULL, "report.json has no '%s'", keys[i]);
+        CHECK(json_object_size(ra) == sizeof keys / sizeof keys[0]);
+    }
     json_t *var = json_object_get(ra, "variants");
     CHECK(var && !strcmp(json_string_value(json_object_get(var, "matching")), "published") &&
           !strcmp(json_string_value(json_object_get(var, "distill")), "published"));
@@ -219,7 +207,7 @@ static void test_run(const char *tiny)
     /* evaluate reproduces the report's test numbers */
     snprintf(p, sizeof p, "%s/student.safetensors", a);
     st = sh("evaluate --json --model '%s' --data '%s'", p, tiny);
-    CHECK_MSG(st == 0, "evaluate: status %d: %s", st, slurp(err_txt));
+    CHECK_MSG(st == 0, "evaluate: status %d: %s", st, test_read_file(err_txt, NULL));
     json_t *ev = load_json(out_txt);
     for (int i = 5; ev && i < 13; i++) {
         double x = jnum(ra, "test", report_keys[i][1]), y = jnum(ev, "test", report_keys[i][1]);
@@ -230,7 +218,7 @@ static void test_run(const char *tiny)
     json_decref(ev);
     /* text form: both tables */
     CHECK(sh("evaluate --model '%s' '%s'", p, tiny) == 0);
-    out = slurp(out_txt);
+    out = test_read_file(out_txt, NULL);
     CHECK(out && strstr(out, "test (weighted") && strstr(out, "val (weighted"));
     free(out);
     /* a teacher checkpoint: its full ranking on data_pgc val (the kind comes from the metadata) */
@@ -243,7 +231,7 @@ static void test_run(const char *tiny)
     /* train-student with the run's teacher gives the run's student */
     CHECK(sh("train-student '%s' --teacher '%s' --student-epochs 5 --batch-size 64 --seed 7 --out '%s'", tiny, p,
              wpath(b, "student-only")) == 0);
-    out = slurp(out_txt);
+    out = test_read_file(out_txt, NULL);
     char line[256];
     snprintf(line, sizeof line, "  10   %8.4f", jnum(ra, "test", "recall@10"));
     CHECK_MSG(out && strstr(out, line), "train-student: no line '%s' in its output", line);
@@ -251,7 +239,7 @@ static void test_run(const char *tiny)
     /* a student checkpoint is not a teacher */
     snprintf(p, sizeof p, "%s/student.safetensors", a);
     st = sh("train-student '%s' --teacher '%s' --out '%s'", tiny, p, wpath(b, "refused-kind"));
-    char *err = slurp(err_txt);
+    char *err = test_read_file(err_txt, NULL);
     CHECK_MSG(st == 1 && lines(err) == 1, "status %d, stderr: %s", st, err);
     CHECK_CONTAINS(err ? err : "", "metadata 'model': expected 'teacher', found 'student'");
     CHECK(!exists(b));
@@ -269,7 +257,7 @@ static void test_other_dv(const char *tiny)
     snprintf(p, sizeof p, "%s/teacher.safetensors", t);
     CHECK(exists(p));
     int st = sh("train-student '%s' --teacher '%s' --out '%s'", tiny, p, wpath(o, "refused-dv"));
-    char *err = slurp(err_txt);
+    char *err = test_read_file(err_txt, NULL);
     CHECK_MSG(st == 1 && lines(err) == 1, "status %d, stderr: %s", st, err);
     CHECK_CONTAINS(err ? err : "", "teacher.safetensors: tensor 'v_encoder.fc_mu.weight': expected shape [128, 64] "
                                    "(from the data and --latent), found [128, 32]");
@@ -280,7 +268,7 @@ static void test_other_dv(const char *tiny)
 static void expect_usage(int want, const char *needle, const char *args)
 {
     int st = sh("%s", args);
-    char *err = slurp(err_txt);
+    char *err = test_read_file(err_txt, NULL);
     CHECK_MSG(st == want && lines(err) == 1 && strstr(err ? err : "", needle),
               "debcm %s: status %d (want %d), stderr (want one line with '%s'): %s", args, st, want, needle, err);
     free(err);
@@ -325,7 +313,7 @@ static void test_usage(const char *tiny)
         wpath(dout, "cuda-run");
         snprintf(dc, sizeof dc, "run '%s' --device cuda --epochs 1 --batch-size 64 --out '%s'", tiny, dout);
         int st = sh("%s", dc);
-        char *err = slurp(err_txt);
+        char *err = test_read_file(err_txt, NULL);
         CHECK_MSG(st == 0 || (st == 1 && lines(err) == 1 && strstr(err ? err : "", "--device cuda")),
                   "debcm %s: status %d, stderr: %s", dc, st, err);
         if (st != 0)
@@ -345,7 +333,7 @@ static void test_usage(const char *tiny)
     snprintf(cmd, sizeof cmd, "%s/sub", f);
     CHECK(!exists(cmd));
     CHECK(sh("run --help") == 0);
-    char *out = slurp(out_txt);
+    char *out = test_read_file(out_txt, NULL);
     CHECK(out && strstr(out, "usage: debcm run ROOT") && strstr(out, "--temperature") && strstr(out, "--distill"));
     free(out);
     CHECK(sh("evaluate --help") == 0);
@@ -360,7 +348,7 @@ static void test_variants(const char *tiny)
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         snprintf(p, sizeof p, "variant-%zu", i);
         int st = sh("run '%s' %s --epochs 1 --batch-size 64 --out '%s'", tiny, v[i], wpath(o, p));
-        CHECK_MSG(st == 0, "run %s: status %d: %s", v[i], st, slurp(err_txt));
+        CHECK_MSG(st == 0, "run %s: status %d: %s", v[i], st, test_read_file(err_txt, NULL));
         snprintf(p, sizeof p, "%s/report.json", o);
         json_t *r = load_json(p);
         CHECK_MSG(r && isfinite(jnum(r, "test", "recall@10")), "run %s: no test recall", v[i]);
@@ -416,7 +404,7 @@ int main(int argc, char **argv)
     test_shuffle();
     test_checkpoint();
     if (sh("synth --scale tiny --out '%s'", wpath(tiny, "tiny")) != 0) {
-        fprintf(stderr, "debcm synth failed: %s\n", slurp(err_txt));
+        fprintf(stderr, "debcm synth failed: %s\n", test_read_file(err_txt, NULL));
         return 1;
     }
     test_run(tiny);
