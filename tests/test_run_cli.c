@@ -4,7 +4,8 @@
  * (--name), and the progress the run explains itself with: metrics.jsonl parsed back line by line (a "train"
  * window every --log-every batches whose means equal a recount from the epoch lines' batches, an "epoch" line
  * per epoch), plain progress lines when stdout is not a terminal, a live line redrawn in place on a terminal (a
- * pseudo-terminal here), nothing but the test table with --quiet. Usage: test_run_cli DEBCM WORKDIR. */
+ * pseudo-terminal here), nothing but the test table with --quiet; the report a run leaves (metrics.csv, report.md
+ * with the test table it printed, the plots). Usage: test_run_cli DEBCM WORKDIR. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -242,10 +243,34 @@ static void test_progress(const char *tiny)
         progress++;
     CHECK_MSG(progress >= 4 && o && !strchr(o, '\r') && strstr(o, "samples/s  ETA "), "progress lines: %s",
               o ? o : "");
-    free(o);
     char p[4096];
     snprintf(p, sizeof p, "%s/runs/logged/config.json", work);
     CHECK_MSG(access(p, F_OK) == 0, "--name logged: no %s", p);
+    /* the run leaves its report: metrics.csv, report.md holding the test table it printed, the plots */
+    snprintf(p, sizeof p, "%s/runs/logged/report.md", work);
+    char *md = test_read_file(p, NULL);
+    CHECK_MSG(md != NULL, "no %s", p);
+    const char *table = o ? strstr(o, "   K   Recall@K   NDCG@K\n") : NULL;
+    int rows = 0;
+    for (const char *t = table ? strchr(table, '\n') + 1 : NULL; t && md; t = strchr(t, '\n') + 1) {
+        int K;
+        char r[32], n[32];
+        if (sscanf(t, " %d %31s %31s", &K, r, n) != 3 || K < 10 || K > 25)
+            break;
+        CHECK_MSG(strstr(md, r) && strstr(md, n), "report.md lacks K = %d: %s %s", K, r, n);
+        rows++;
+    }
+    CHECK_MSG(rows == 4, "the printed test table had %d rows", rows);
+    free(md);
+    free(o);
+    snprintf(p, sizeof p, "%s/runs/logged/metrics.csv", work);
+    CHECK_MSG(access(p, F_OK) == 0, "no %s", p);
+    if (system("command -v gnuplot > /dev/null 2>&1") == 0) {
+        snprintf(p, sizeof p, "%s/runs/logged/plots/validation.png", work);
+        CHECK_MSG(access(p, F_OK) == 0, "no %s", p);
+    } else {
+        printf("gnuplot not found: the plots are not checked\n");
+    }
     check_log("runs/logged", 2, 2);
     /* a window of the whole epoch equals the epoch's means, bit for bit */
     CHECK(sh("run %s --epochs 2 --batch-size 64 --log-every 2 --out whole", tiny) == 0);
