@@ -46,16 +46,17 @@ typedef struct {
 
 static const char *cname(const cli *o) { return cmd_names[o->cmd]; }
 
-/* "--threads, --device, … and --quiet": the options --resume may change, from the table */
-static const char *resumable_list(void)
+/* "--threads, --device, … and --quiet": the options of the command's phases that --resume may change */
+static const char *resumable_list(int cmd)
 {
     static char buf[512];
+    const int phases = run_command_phases((run_command)cmd);
     size_t n = 0, count = 0, k = 0;
     for (const run_option *opt = run_options(); opt->name; opt++)
-        count += opt->resumable != 0;
+        count += opt->resumable && (opt->phases & phases);
     buf[0] = '\0';
     for (const run_option *opt = run_options(); opt->name && n < sizeof buf; opt++)
-        if (opt->resumable) {
+        if (opt->resumable && (opt->phases & phases)) {
             k++;
             n += (size_t)snprintf(buf + n, sizeof buf - n, "%s--%s", k == 1 ? "" : k == count ? " and " : ", ",
                                   opt->name);
@@ -93,9 +94,9 @@ static void usage(FILE *out, int cmd)
 {
     if (cmd == CMD_EVALUATE) {
         fprintf(out,
-                "usage: debcm evaluate --model CKPT ROOT\n"
-                "       debcm evaluate --model CKPT --data ROOT\n"
-                "       debcm evaluate --model CKPT --pgc DIR --data DIR\n"
+                "usage: debcm evaluate --model CKPT ROOT [--json]\n"
+                "       debcm evaluate --model CKPT --data ROOT [--json]\n"
+                "       debcm evaluate --model CKPT --pgc DIR --data DIR [--json]\n"
                 "\n"
                 "Evaluate a checkpoint written by run, train-teacher or train-student on a dataset in the published\n"
                 "layout (ROOT holds data_pgc/ and data_matching/; with --pgc, --data names data_matching/ itself).\n"
@@ -118,11 +119,13 @@ static void usage(FILE *out, int cmd)
     }
     static const char *const synopsis[] = {
         "usage: debcm run ROOT [options]\n       debcm run --pgc DIR --data DIR [options]\n"
-        "       debcm run --resume RUNDIR [--threads N] [--device D] [--checkpoint-every N] [--nan-policy P] [ROOT]\n\n"
+        "       debcm run --resume RUNDIR [ROOT] [--threads N] [--device D] [--tf32] [--teacher-cache on|off]\n"
+        "                 [--checkpoint-every N] [--nan-policy P] [--quiet]\n\n"
         "Train the teacher on data_pgc, then the student on data_matching distilled from the best teacher, then\n"
         "report the best student's test metrics. Writes into RUNDIR: config.json (the whole config), metrics.jsonl\n"
-        "(one line per epoch), teacher.safetensors and student.safetensors (best epochs), resume.safetensors (the\n"
-        "state to continue from: --resume RUNDIR) and report.json.\n",
+        "and metrics.csv (a line per --log-every batches and per epoch), teacher.safetensors and\n"
+        "student.safetensors (best epochs), resume.safetensors (the state to continue from: --resume RUNDIR),\n"
+        "report.json, plots/ and report.md.\n",
         "usage: debcm train-teacher ROOT [options]\n       debcm train-teacher --resume RUNDIR [options]\n\n"
         "Train the teacher only (SPEC §3) and write RUNDIR/teacher.safetensors (best epoch), config.json,\n"
         "metrics.jsonl and resume.safetensors.\n",
@@ -130,7 +133,7 @@ static void usage(FILE *out, int cmd)
         "       debcm train-student --resume RUNDIR [options]\n\n"
         "Train the student only (SPEC §4) with the frozen teacher read from CKPT (refused when it is not a teacher\n"
         "or its shapes do not match the data) and write RUNDIR/student.safetensors (best epoch), config.json,\n"
-        "metrics.jsonl and resume.safetensors, then print the test report.\n",
+        "metrics.jsonl and resume.safetensors, then print the test report (also in report.json).\n",
     };
     fprintf(out, "%s\noptions (defaults: the published ones):\n", synopsis[cmd]);
     help_line(out, "--pgc DIR, --data DIR", "the two directories instead of ROOT");
@@ -154,7 +157,8 @@ static void usage(FILE *out, int cmd)
     char resume_help[1024];
     snprintf(resume_help, sizeof resume_help, "continue the run in RUNDIR where it stopped (killed, interrupted or "
              "stopped on a non-finite loss), with its own config; only %s and the data's place (ROOT, --pgc, "
-             "--data) may be given again", resumable_list());
+             "--data) may be given again, for that process only (the run's config.json keeps its own values)",
+             resumable_list(cmd));
     help_line(out, "--resume RUNDIR", resume_help);
     help_line(out, "--force", "replace a run already in RUNDIR (its files are removed first)");
     help_line(out, "-h, --help", "this help");
@@ -387,7 +391,7 @@ static int parse(cli *o, int argc, char **argv)
         for (const run_option *opt = run_options(); opt->name; opt++, i++)
             if (j->given[i] && !opt->resumable)
                 return usage_error(o, "option '--%s' cannot change on --resume (the run's config.json fixes it; "
-                                      "%s can)", opt->name, resumable_list());
+                                      "%s can)", opt->name, resumable_list(o->cmd));
     }
     if (o->cmd == CMD_STUDENT && !j->teacher_ckpt && !j->resume)
         return usage_error(o, "--teacher CKPT is required");

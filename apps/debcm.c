@@ -2,6 +2,7 @@
  * usage. This is the only entry point users touch; everything it runs lives in io/, engine/, models/ and
  * kernels/. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,18 +42,21 @@ int cmd_report_error(const char *cmd)
 }
 
 /* What a command printed must have reached standard output (a full disk, a closed pipe): otherwise the run
- * failed, whatever the command itself thought. */
+ * failed, whatever the command itself thought — but a run stopped by a signal keeps its 128 + signo. */
 static int finish_output(const char *cmd, int status)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "debcm %s: error: writing to standard output: %s\n", cmd, strerror(errno));
-        return DEBCM_EXIT_FAIL;
+        return status >= 128 ? status : DEBCM_EXIT_FAIL;
     }
     return status;
 }
 
 int main(int argc, char **argv)
 {
+    /* a closed pipe (`debcm run | head`, or Ctrl-C that also stopped `| tee`) is a failed write, said in one
+     * line at the end, not a death by SIGPIPE in the middle of a step whose state a signal asked to save */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         fprintf(stderr, "debcm: missing command (see debcm --help)\n");
         return DEBCM_EXIT_USAGE;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,7 +45,10 @@
 #define METRICS_FILE "metrics.jsonl"
 #define MAX_CREATED 64
 
-/* the files a run writes: what --force removes, and whose stale temporary files a resume removes */
+/* the files a run writes: what --force removes, and whose stale temporary files a resume removes; the first
+ * N_PRIMARY say that a directory holds a run (the others are made from them, and a metrics.csv of one's own is
+ * no run) */
+#define N_PRIMARY 6
 static const char *const run_files[] = {CONFIG_FILE, METRICS_FILE, RESUME_FILE, "teacher.safetensors",
                                         "student.safetensors", "report.json", "metrics.csv", "report.md",
                                         "plots/teacher_losses.svg", "plots/teacher_losses.png",
@@ -54,7 +58,9 @@ static const char *const run_files[] = {CONFIG_FILE, METRICS_FILE, RESUME_FILE, 
 
 typedef struct {
     run_job_args *a;
-    run_config cfg;
+    run_config cfg;    /* what this process runs with */
+    run_config stored; /* the run's own config (config.json, the checkpoints): cfg without the options given to
+                          this --resume, which apply to this process only */
     const char *cmd;
     char dir[PATH_MAX];
     char p_config[PATH_MAX], p_metrics[PATH_MAX], p_resume[PATH_MAX], p_teacher[PATH_MAX], p_student[PATH_MAX],
@@ -180,7 +186,7 @@ static void remove_stale_temporaries(const job *j)
 static const char *run_file_present(const job *j)
 {
     char p[PATH_MAX];
-    for (int i = 0; i < N_RUN_FILES; i++)
+    for (int i = 0; i < N_PRIMARY; i++)
         if ((size_t)snprintf(p, sizeof p, "%s/%s", j->dir, run_files[i]) < sizeof p && exists(p))
             return run_files[i];
     return NULL;
@@ -247,7 +253,7 @@ static int open_new_dir(job *j)
 static int write_config(job *j)
 {
     free(j->config_json);
-    j->config_json = run_config_to_json(&j->cfg, 1);
+    j->config_json = run_config_to_json(&j->stored, 1);
     if (!j->config_json)
         return -1;
     atomic_file f;
@@ -309,18 +315,19 @@ static int open_resume(job *j, resume_file *rf, int *have_state)
         if (rc)
             return -1;
     }
-    int i = 0;
-    for (const run_option *o = run_options(); o->name; o++, i++)
-        if (a->given[i]) /* parse() let only the resumable ones through */
-            memcpy((char *)&cfg + o->off, (const char *)&a->cfg + o->off, o->kind == RUN_OPT_NUM ? sizeof(double)
-                                                                                                 : sizeof(int64_t));
-    if (a->root || a->pgc) { /* the data moved: the fingerprint below still has to match */
+    if (a->root || a->pgc) { /* the data moved (kept in the config): the fingerprint below still has to match */
         char pgc[PATH_MAX], data[PATH_MAX];
         if (run_resolve_dirs(a->root, a->pgc, a->data, pgc, data))
             return -1;
         run_absolute_path(cfg.pgc, pgc);
         run_absolute_path(cfg.data, data);
     }
+    j->stored = cfg;
+    int i = 0;
+    for (const run_option *o = run_options(); o->name; o++, i++)
+        if (a->given[i]) /* parse() let only the resumable ones through; for this process only */
+            memcpy((char *)&cfg + o->off, (const char *)&a->cfg + o->off, o->kind == RUN_OPT_NUM ? sizeof(double)
+                                                                                                 : sizeof(int64_t));
     if (cfg.tf32 && cfg.device != RUN_DEVICE_CUDA)
         cfg.tf32 = 0; /* a resume on the CPU of a run begun with --device cuda --tf32 */
     j->cfg = cfg;
@@ -435,6 +442,9 @@ static int job_on_step(void *ctx, const train_step_record *r)
         j->live_at = now;
         train_terms_mean(r, 0, r->batch, m); /* the epoch's running means */
         progress_text(line, sizeof line, r, m, done_here);
+        struct winsize ws; /* one line: cut to the terminal's width, or it wraps and each redraw leaves a line */
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && strlen(line) >= ws.ws_col)
+            line[ws.ws_col - 1] = '\0';
         printf("\r%s\033[K", line);
         fflush(stdout);
         j->live_shown = 1;
@@ -522,13 +532,19 @@ static void make_variant_meta(variant_meta *v, const run_config *c)
 
 static json_t *variants_json(const run_config *c)
 {
-    return json_pack("{s:s, s:s, s:f, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I}", "matching",
-                     run_match_name((match_variant)c->matching), "distill", run_distill_name((distill_variant)c->distill),
-                     "margin", c->margin, "k", (json_int_t)c->k, "temperature", c->temperature, "alpha", c->alpha,
-                     "seed", (json_int_t)c->seed, "batch_size", (json_int_t)c->batch_size, "teacher_epochs",
-                     (json_int_t)c->teacher_epochs, "student_epochs", (json_int_t)c->student_epochs, "lr_teacher",
-                     c->lr_teacher, "lr_student", c->lr_student, "weight_decay", c->weight_decay, "dropout",
-                     c->dropout, "latent", (json_int_t)c->latent);
+    json_t *v = json_pack("{s:s, s:s, s:f, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I}", "matching",
+                          run_match_name((match_variant)c->matching), "distill",
+                          run_distill_name((distill_variant)c->distill), "margin", c->margin, "k", (json_int_t)c->k,
+                          "temperature", c->temperature, "alpha", c->alpha, "seed", (json_int_t)c->seed, "batch_size",
+                          (json_int_t)c->batch_size, "teacher_epochs", (json_int_t)c->teacher_epochs,
+                          "student_epochs", (json_int_t)c->student_epochs, "lr_teacher", c->lr_teacher, "lr_student",
+                          c->lr_student, "weight_decay", c->weight_decay, "dropout", c->dropout, "latent",
+                          (json_int_t)c->latent);
+    if (v && c->command == RUN_CMD_STUDENT) { /* the teacher was loaded, not trained */
+        json_object_del(v, "teacher_epochs");
+        json_object_del(v, "lr_teacher");
+    }
+    return v;
 }
 
 /* report.json's "data": where the data were, their fingerprint and sizes */
@@ -646,6 +662,7 @@ int run_job_main(run_job_args *a)
             run_absolute_path(j.cfg.teacher, a->teacher_ckpt);
         if (open_new_dir(&j))
             goto done;
+        j.stored = j.cfg;
     }
     if (write_config(&j))
         goto done;
@@ -774,17 +791,23 @@ int run_job_main(run_job_args *a)
             printf("test, full ranking over all %lld musics (weighted): Recall@25 %.4f  NDCG@25 %.4f  MRR %.4f\n",
                    (long long)full.musics, full.recall_w[full.nK - 1], full.ndcg_w[full.nK - 1], full.mrr_w);
     }
-    if (command == RUN_CMD_RUN) {
+    if (do_student) { /* run and train-student: the test results */
         /* a resumed run: its phases' seconds come from the checkpoint, the rest (loading, saving) from this process */
         double total = train_now() - t_start;
-        if (a->resume && total < j.rt.seconds + rs.seconds + t_test)
-            total = j.rt.seconds + rs.seconds + t_test;
-        json_t *root = json_pack("{s:{s:I, s:f}, s:{s:I, s:f, s:f}, s:o, s:o, s:{s:f, s:f, s:f, s:f}}", "teacher",
-                                 "best_epoch", (json_int_t)j.rt.best_epoch, "val_recall@25", j.rt.val_recall,
-                                 "student", "best_epoch", (json_int_t)rs.best_epoch, "val_recall@25", rs.val_recall,
-                                 "val_ndcg@25", rs.val_ndcg, "test", run_metrics_json(&test), "variants",
-                                 variants_json(&j.cfg), "seconds", "teacher", j.rt.seconds, "student", rs.seconds,
-                                 "test", t_test, "total", total);
+        const double phases = (command == RUN_CMD_RUN ? j.rt.seconds : 0.0) + rs.seconds + t_test;
+        if (a->resume && total < phases)
+            total = phases;
+        json_t *root = json_pack("{s:{s:I, s:f, s:f}, s:o, s:o, s:{s:f, s:f, s:f}}", "student", "best_epoch",
+                                 (json_int_t)rs.best_epoch, "val_recall@25", rs.val_recall, "val_ndcg@25",
+                                 rs.val_ndcg, "test", run_metrics_json(&test), "variants", variants_json(&j.stored),
+                                 "seconds", "student", rs.seconds, "test", t_test, "total", total);
+        if (root && command == RUN_CMD_RUN) {
+            json_object_set_new(root, "teacher", json_pack("{s:I, s:f}", "best_epoch", (json_int_t)j.rt.best_epoch,
+                                                           "val_recall@25", j.rt.val_recall));
+            json_object_set_new(json_object_get(root, "seconds"), "teacher", json_real(j.rt.seconds));
+        } else if (root) { /* train-student: the teacher it was given */
+            json_object_set_new(root, "teacher", json_pack("{s:s?}", "checkpoint", j.cfg.teacher));
+        }
         if (!root) {
             debcm_fail("could not build the report");
             goto done;
@@ -808,7 +831,7 @@ int run_job_main(run_job_args *a)
     if (warning[0])
         fprintf(stderr, "debcm %s: warning: %s\n", j.cmd, warning);
     if (!j.cfg.quiet)
-        printf("report: %s/report.md%s\n", j.dir, command == RUN_CMD_RUN ? " (and report.json)" : "");
+        printf("report: %s/report.md%s\n", j.dir, do_student ? " (and report.json)" : "");
     status = DEBCM_EXIT_OK;
 done:
     atomic_file_defer_signals(0);

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/error.h"
 #include "io/atomic_file.h"
@@ -179,6 +181,24 @@ size_t report_format_double(char *buf, size_t cap, double x)
         n += 2;
     }
     return n > 0 ? (size_t)n : 0;
+}
+
+int report_find_gnuplot(char *out)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path;;) {
+        const char *colon = strchr(p, ':');
+        size_t n = colon ? (size_t)(colon - p) : strlen(p);
+        int w = n ? snprintf(out, PATH_MAX, "%.*s/gnuplot", (int)n, p) : snprintf(out, PATH_MAX, "./gnuplot");
+        struct stat st;
+        if (w > 0 && w < PATH_MAX && stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+            return 1;
+        if (!colon)
+            return 0;
+        p = colon + 1;
+    }
 }
 
 int report_write_text(const char *path, const char *text, size_t len)

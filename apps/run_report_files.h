@@ -35,6 +35,11 @@ int report_get_number(const json_t *obj, const char *key, double *x);
  * an integer (so that a reader keeps it a float); cap ≥ 32. Returns the length. */
 size_t report_format_double(char *buf, size_t cap, double x);
 
+/* The first executable regular file named gnuplot on PATH (/usr/local/bin:/usr/bin:/bin when PATH is unset; an
+ * empty entry the current directory, as for execvp) into out (PATH_MAX): 1, or 0 when there is none. The plots
+ * are drawn by it, and report.md says why there are none. */
+int report_find_gnuplot(char *out);
+
 /* Replace path with len bytes of text atomically (io/atomic_file.h). −1 with a message naming path. */
 int report_write_text(const char *path, const char *text, size_t len);
 

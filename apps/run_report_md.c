@@ -1,13 +1,15 @@
 /* apps/run_report_md.c — RUNDIR/report.md, the run report a person reads, written from the run directory's own
- * files: config.json (required), metrics.jsonl (required) and report.json (a `run` writes it at the end; a
- * train-teacher or train-student run has none, and its optional parts — machine, data, full_ranking,
- * genre_exposure — are drawn only when present). Sections: the title; the machine; the data (directories,
+ * files: config.json (required), metrics.jsonl (required) and report.json (`run` and `train-student` write it at
+ * the end; a train-teacher run never does, and a run that was stopped or is still running has none yet: the report
+ * then says which, from config.json's command and the last epoch line; its optional parts — machine, data,
+ * full_ranking, genre_exposure, a teacher given only by its checkpoint — are drawn only when present). Sections:
+ * the title and the run's status; the machine; the data (directories,
  * fingerprint, sizes); the config, every key; the variants; per phase a table of its epoch lines (epoch, every
  * loss term, seconds, samples/s, the validation metrics, the best epoch marked) with any key this writer does not
  * know as a further column; the best epochs; the test table (Recall@K, NDCG@K, "%.4f" as `debcm run` prints
  * them); full ranking and genre exposure when present; wall time and mean samples/s per phase; links to the plots
  * (relative, plots/NAME.png and .svg, only those not older than metrics.jsonl: a stale plot is not shown as this
- * run's). Written atomically. */
+ * run's; when none is shown, why: no epoch logged, gnuplot missing, or not drawn yet). Written atomically. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -130,13 +132,15 @@ static void put_machine_rows(FILE *f, const json_t *obj)
     }
 }
 
-static void section_machine(FILE *f, const json_t *report)
+static void section_machine(FILE *f, const json_t *report, int teacher_only)
 {
     const json_t *m = json_object_get(report, "machine");
     fputs("## Machine\n\n", f);
     if (!json_is_object(m)) {
-        fputs(report ? "Not recorded in report.json.\n\n" : "Not recorded (no report.json: a train-teacher or "
-                                                            "train-student run).\n\n",
+        fputs(report         ? "Not recorded in report.json.\n\n"
+              : teacher_only ? "Not recorded: it is recorded in report.json, which a train-teacher run does not "
+                               "write.\n\n"
+                             : "Not recorded yet: it is recorded in report.json at the end of the run.\n\n",
               f);
         return;
     }
@@ -174,6 +178,79 @@ static void section_table(FILE *f, const char *title, const json_t *obj, const c
     fputs("| key | value |\n| --- | --- |\n", f);
     put_rows(f, obj, "");
     fputc('\n', f);
+}
+
+/* ---- the run's status ------------------------------------------------------------------------------------------ */
+
+/* The number of epochs a phase was given: its last epoch line's "epochs", else config.json's "<phase>_epochs";
+ * −1 when neither says. */
+static double phase_epochs(const json_t *config, const json_t *epochs, const char *phase)
+{
+    double n;
+    size_t k = json_array_size(epochs);
+    if (k && report_get_number(json_array_get(epochs, k - 1), "epochs", &n))
+        return n;
+    char key[32];
+    snprintf(key, sizeof key, "%s_epochs", phase);
+    return report_get_number(config, key, &n) ? n : -1;
+}
+
+/* Whether config.json asks for no epoch at all (every phase it names given 0 epochs). */
+static int zero_epochs(const json_t *config)
+{
+    double t, st;
+    int has_t = report_get_number(config, "teacher_epochs", &t);
+    int has_s = report_get_number(config, "student_epochs", &st);
+    return (has_t || has_s) && (!has_t || t == 0) && (!has_s || st == 0);
+}
+
+/* What the absence of report.json means, as a sentence into buf: from config.json's command, the epochs each phase
+ * was given and the last epoch line of metrics.jsonl (epochs[p]: the phase's epoch lines, in file order; last: the
+ * phase of the last one, −1 when there is none). A train-teacher run never writes report.json; `run` and
+ * `train-student` write it at the end, so without it the run has not finished: it was stopped (killed,
+ * interrupted) or still runs. */
+static void run_status(char *buf, size_t cap, const char *command, const json_t *config, const json_t *const epochs[2],
+                       int last)
+{
+    static const char *const phases[2] = {"teacher", "student"};
+    char logged[128] = "no epoch logged yet";
+    int complete = 0; /* the last epoch logged is the last one of its phase */
+    if (last >= 0) {
+        const json_t *line = json_array_get(epochs[last], json_array_size(epochs[last]) - 1);
+        double e = 0, n = phase_epochs(config, epochs[last], phases[last]);
+        report_get_number(line, "epoch", &e);
+        if (n >= 0)
+            snprintf(logged, sizeof logged, "last epoch logged: %s epoch %.0f of %.0f", phases[last], e, n);
+        else
+            snprintf(logged, sizeof logged, "last epoch logged: %s epoch %.0f", phases[last], e);
+        complete = n >= 0 && e >= n;
+    }
+    int teacher_only = command && !strcmp(command, "train-teacher");
+    if (teacher_only) {
+        if (complete)
+            snprintf(buf, cap, "A train-teacher run (it writes no report.json); %s", logged);
+        else if (last < 0 && zero_epochs(config))
+            snprintf(buf, cap, "A train-teacher run of 0 epochs (it writes no report.json)");
+        else
+            snprintf(buf, cap, "A train-teacher run (it writes no report.json) that has not finished (%s)", logged);
+    } else if (complete && last == 1) {
+        snprintf(buf, cap, "No report.json: the run has not finished (%s: stopped during the test evaluation, or "
+                           "still in it)%s",
+                 logged, command && !strcmp(command, "train-student")
+                             ? "; or a train-student run of a debcm older than its report.json"
+                             : "");
+    } else if (last < 0 && zero_epochs(config)) {
+        snprintf(buf, cap, "No report.json: the run, of 0 epochs, has not finished (stopped before or during the test "
+                           "evaluation, or still in it)");
+    } else {
+        snprintf(buf, cap, "No report.json: the run has not finished (%s)", logged);
+    }
+}
+
+/* A teacher that report.json names only by its checkpoint (train-student: trained by another run). */
+static const char *teacher_checkpoint(const json_t *report)
+{
+    return report_get_string(json_object_get(report, "teacher"), "checkpoint");
 }
 
 /* ---- the epochs of a phase --------------------------------------------------------------------------------------- */
@@ -320,12 +397,20 @@ static void epoch_table(FILE *f, const char *phase, const json_t *epochs, int wi
 
 /* ---- results ----------------------------------------------------------------------------------------------------- */
 
-static void section_best(FILE *f, const json_t *report, const json_t *const epochs[2], const char *const phases[2])
+static void section_best(FILE *f, const json_t *config, const json_t *report, const json_t *const epochs[2],
+                         const char *const phases[2])
 {
     fputs("## Best epochs\n\n", f);
     int any = 0;
     for (int p = 0; p < 2; p++) {
         double best = phase_best(report, phases[p], epochs[p]);
+        const char *ckpt = p == 0 && best <= 0 ? teacher_checkpoint(report) : NULL;
+        if (ckpt) {
+            any = 1;
+            fputs("- teacher: not trained by this run; it loaded the checkpoint ", f);
+            put_text(f, ckpt);
+            fputs(" (its epochs are in the report of the run that trained it)\n", f);
+        }
         if (best <= 0)
             continue;
         any = 1;
@@ -347,7 +432,10 @@ static void section_best(FILE *f, const json_t *report, const json_t *const epoc
             fprintf(f, ", val NDCG@25 %.4f", x);
         fputs(p == 0 ? " (full ranking)\n" : " (100 negatives, weighted)\n", f);
     }
-    fputs(any ? "\n" : "No epoch has ended yet.\n\n", f);
+    fputs(any                  ? "\n"
+          : zero_epochs(config) ? "None: the config gives every phase 0 epochs.\n\n"
+                                : "No epoch has ended yet.\n\n",
+          f);
 }
 
 static void section_test(FILE *f, const json_t *report)
@@ -566,7 +654,8 @@ static int fresh_file(const char *path, const struct stat *ref)
            (st.st_mtim.tv_sec == ref->st_mtim.tv_sec && st.st_mtim.tv_nsec >= ref->st_mtim.tv_nsec);
 }
 
-static void section_plots(FILE *f, const char *rundir)
+/* plottable: metrics.jsonl holds an epoch or logging-window line of a phase (what the plots draw) */
+static void section_plots(FILE *f, const char *rundir, int plottable, const json_t *config)
 {
     static const char *const plots[][2] = {
         {"teacher_losses", "teacher: loss terms"},
@@ -595,9 +684,18 @@ static void section_plots(FILE *f, const char *rundir)
         if (have_png)
             fprintf(f, "![%s](%s)\n\n", plots[i][1], png);
     }
-    if (!shown)
-        fputs("No plots: they are drawn by gnuplot (apt-get install gnuplot-nox), then `debcm report RUNDIR`.\n\n",
+    char gnuplot[PATH_MAX];
+    if (shown)
+        ;
+    else if (!plottable)
+        fprintf(f, "No plots: metrics.jsonl holds no epoch (%s).\n\n",
+                zero_epochs(config) ? "0 epochs" : "none has ended yet");
+    else if (!report_find_gnuplot(gnuplot))
+        fputs("No plots: they are drawn by gnuplot, which was not found (apt-get install gnuplot-nox), then "
+              "`debcm report RUNDIR`.\n\n",
               f);
+    else
+        fputs("No plots drawn yet: `debcm report RUNDIR` draws them.\n\n", f);
     if (stale)
         fputs("(Plots older than metrics.jsonl are in plots/ but not shown: `debcm report RUNDIR` redraws them.)\n\n",
               f);
@@ -631,7 +729,7 @@ int run_report_markdown(const char *rundir)
     }
     static const char *const phases[2] = {"teacher", "student"};
     json_t *epochs[2] = {json_array(), json_array()};
-    int windows[2] = {0, 0}, phaseless = 0, other_kinds = 0;
+    int windows[2] = {0, 0}, phaseless = 0, other_kinds = 0, last = -1;
     size_t i;
     json_t *line;
     json_array_foreach(lines, i, line) {
@@ -643,8 +741,8 @@ int run_report_markdown(const char *rundir)
             phaseless++;
         else if (!strcmp(kind, "train"))
             windows[p]++;
-        else if (epochs[p])
-            json_array_append(epochs[p], line);
+        else if (epochs[p] && json_array_append(epochs[p], line) == 0)
+            last = p;
     }
     char *text = NULL;
     size_t len = 0;
@@ -659,29 +757,42 @@ int run_report_markdown(const char *rundir)
     const char *command = report_get_string(config, "command");
     fputs("# debcm run report: ", f);
     put_text(f, name);
+    size_t n_lines = json_array_size(lines);
     fprintf(f, "\n\nA `debcm %s` run, reported by `debcm report` from the files beside this one: config.json, "
-               "metrics.jsonl (%zu lines; every one in metrics.csv)%s.\n\n",
-            command ? command : "run", json_array_size(lines), report ? " and report.json" : "");
+               "metrics.jsonl (",
+            command ? command : "run");
+    if (n_lines)
+        fprintf(f, "%zu line%s; every one in metrics.csv", n_lines, n_lines == 1 ? "" : "s");
+    else
+        fputs("empty", f);
+    fprintf(f, ")%s.\n\n", report ? " and report.json" : "");
+    const json_t *ep[2] = {epochs[0], epochs[1]};
+    char status[512] = "";
+    if (!report) {
+        run_status(status, sizeof status, command, config, ep, last);
+        fprintf(f, "**Status:** %s.\n\n", status);
+    }
     if (phaseless || other_kinds)
         fprintf(f, "metrics.jsonl also holds %d lines without a known phase and %d of other kinds (in "
                    "metrics.csv, not below).\n\n",
                 phaseless, other_kinds);
-    section_machine(f, report);
+    const int teacher_only = command && !strcmp(command, "train-teacher");
+    section_machine(f, report, teacher_only);
     section_data(f, config, report);
     section_table(f, "Config", config, "");
     section_table(f, "Variants", json_object_get(report, "variants"),
-                  report ? "Not in report.json." : "No report.json (a train-teacher or train-student run): the config "
-                                                   "above holds the variants.");
-    const json_t *ep[2] = {epochs[0], epochs[1]};
+                  report ? "Not in report.json." : "No report.json (see the status above): the config above holds the "
+                                                   "variants.");
     for (int p = 0; p < 2; p++)
         if (json_array_size(epochs[p]) || windows[p])
             epoch_table(f, phases[p], epochs[p], windows[p], phase_best(report, phases[p], epochs[p]));
-    section_best(f, report, ep, phases);
+    section_best(f, config, report, ep, phases);
     section_test(f, report);
     section_full_ranking(f, report);
     section_genres(f, report);
     section_time(f, report, ep, phases);
-    section_plots(f, rundir);
+    section_plots(f, rundir, json_array_size(epochs[0]) || json_array_size(epochs[1]) || windows[0] || windows[1],
+                  config);
     int bad = ferror(f);
     bad |= fclose(f);
     f = NULL;

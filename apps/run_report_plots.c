@@ -3,10 +3,12 @@
  *   teacher_losses, student_losses  one panel per loss term (multiplot): the terms differ by orders of magnitude
  *                                   (distill ≈ −66, kl ≈ 0.75), so a shared axis would flatten all but one; the
  *                                   epoch lines as points joined by a line, the logging windows ("kind": "train")
- *                                   as a thin line at their fractional epoch, epoch − 1 + batch / batches;
+ *                                   as a thin line at their fractional epoch, epoch − 1 + batch / batches; one
+ *                                   key for all panels, outside them (top right, beside the title);
  *   validation                      val Recall@25 per epoch of the teacher (full ranking), val Recall@25 and
  *                                   NDCG@25 of the student (100 negatives), each phase a panel, the best epoch
- *                                   circled.
+ *                                   circled; the y axis from 0 to at most 1.05, each key below its panel.
+ * The epoch axis has tics every 1, 2, 5, 10, … epochs, as many as a panel of that width holds.
  * gnuplot is looked up on PATH when this runs, not at build time; without it nothing is drawn and a warning is
  * handed back for the caller to print. The data travel inside the script (gnuplot datablocks), written to a
  * temporary directory; gnuplot writes each image to the temporary name of an atomic write (io/atomic_file.h),
@@ -45,28 +47,6 @@ static const char *const loss_terms[][2] = {
     {"distill_v", "distillation KLG, video"},
 };
 #define N_TERMS ((int)(sizeof loss_terms / sizeof loss_terms[0]))
-
-/* ---- finding gnuplot --------------------------------------------------------------------------------------------- */
-
-/* The first executable regular file named gnuplot on PATH, into out (PATH_MAX); 0 when there is none. */
-static int find_gnuplot(char *out)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    for (const char *p = path;;) {
-        const char *colon = strchr(p, ':');
-        size_t n = colon ? (size_t)(colon - p) : strlen(p);
-        /* an empty entry means the current directory, as for execvp */
-        int w = n ? snprintf(out, PATH_MAX, "%.*s/gnuplot", (int)n, p) : snprintf(out, PATH_MAX, "./gnuplot");
-        struct stat st;
-        if (w > 0 && w < PATH_MAX && stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
-            return 1;
-        if (!colon)
-            return 0;
-        p = colon + 1;
-    }
-}
 
 /* ---- the data ---------------------------------------------------------------------------------------------------- */
 
@@ -177,18 +157,23 @@ static void put_string(FILE *f, const char *s)
     fputc('\'', f);
 }
 
-static void put_xrange(FILE *f, double lo, double hi)
+/* The epoch axis: [lo, hi] with room for the markers at the ends, tics every 1, 2, 5, 10, 20, 50, … epochs, the
+ * smallest step that gives at most max_tics intervals (a narrow panel of many epochs: labels that do not touch). */
+static void put_xrange(FILE *f, double lo, double hi, int max_tics)
 {
     if (!(lo <= hi))
         return;
-    double pad = hi - lo < 1 ? 0.5 : 0.02 * (hi - lo); /* room for the markers at the ends (one epoch: more) */
-    lo -= pad;
-    hi += pad;
-    fprintf(f, "set xrange [%.17g:%.17g]\n", lo, hi);
-    if (hi - lo <= 13)
-        fputs("set xtics 1\n", f);
-    else
-        fputs("set xtics autofreq\n", f);
+    double step = 1, span = hi - lo;
+    for (int i = 0; step * max_tics < span && i < 64; i++)
+        step *= i % 3 == 1 ? 2.5 : 2;
+    double pad = span < 1 ? 0.5 : 0.02 * span; /* room for the markers at the ends (one epoch: more) */
+    fprintf(f, "set xrange [%.17g:%.17g]\nset xtics %.17g\n", lo - pad, hi + pad, step);
+}
+
+/* How many tic intervals a panel's epoch axis holds legibly, for a figure of cols panels side by side. */
+static int max_tics_for(int cols)
+{
+    return cols <= 1 ? 12 : cols == 2 ? 8 : cols == 3 ? 6 : 5;
 }
 
 static void grid_layout(int n, int *rows, int *cols)
@@ -216,9 +201,15 @@ static void losses_script(FILE *data, FILE *body, const phase_lines *p, const ch
     grid_layout(p->n_terms, &rows, &ncols);
     fprintf(body, "set multiplot layout %d,%d title '%s: loss terms by epoch%s'\n", rows, ncols, phase,
             has_w ? " (thick: epoch means, thin: logging windows)" : "");
-    put_xrange(body, lo, hi);
-    fputs("set xlabel 'epoch'\nset grid lc rgb '#dddddd'\nset format y '%g'\nset key top right box\n"
+    put_xrange(body, lo, hi, max_tics_for(ncols));
+    /* one key for all the panels, outside them: in the band of the figure's title, at its right end (the
+     * title is centred and shorter than the half of the width), drawn by the first panel; only when there are two
+     * kinds of curve to tell apart */
+    fputs("set xlabel 'epoch'\nset grid lc rgb '#dddddd'\nset format y '%g'\n"
           "set offsets 0, 0, graph 0.05, graph 0.05\n", /* no point on the frame */
+          body);
+    fputs(has_w && has_e ? "set key at screen 0.995, 0.995 right top horizontal noautotitle samplen 3 spacing 1\n"
+                         : "unset key\n",
           body);
     for (int t = 0; t < p->n_terms; t++) {
         /* a curve only where the term has values: gnuplot refuses a curve without a single point */
@@ -232,7 +223,7 @@ static void losses_script(FILE *data, FILE *body, const phase_lines *p, const ch
             fprintf(body, "$W using 1:%d with lines lw 1 lc rgb '#6baed6' title 'window'%s", t + 2, in_e ? ", " : "");
         if (in_e)
             fprintf(body, "$E using 1:%d with linespoints lw 2 pt 7 ps 0.6 lc rgb '#08306b' title 'epoch'", t + 2);
-        fputs("\nunset key\n", body); /* the legend once, in the first panel */
+        fputs("\nunset key\n", body); /* the legend once, by the first panel */
     }
     fputs("unset multiplot\n", body);
 }
@@ -261,7 +252,8 @@ static const json_t *line_of_epoch(const json_t *epochs, double e)
 }
 
 /* One panel of the validation plot: the phase's val metrics among recall@25, ndcg@25. */
-static void validation_panel(FILE *data, FILE *body, const json_t *epochs, const char *block, const char *title)
+static void validation_panel(FILE *data, FILE *body, const json_t *epochs, const char *block, const char *title,
+                             int panels)
 {
     static const char *const keys[] = {"val_recall@25", "val_ndcg@25"};
     static const char *const names[] = {"val Recall@25", "val NDCG@25"};
@@ -280,10 +272,13 @@ static void validation_panel(FILE *data, FILE *body, const json_t *epochs, const
     fputs("set title ", body);
     put_string(body, title);
     fputc('\n', body);
-    put_xrange(body, lo, hi);
-    fputs("set xlabel 'epoch'\nset ylabel 'metric'\nset yrange [0:*]\nset offsets 0, 0, graph 0.06, 0\n"
-          "set grid lc rgb '#dddddd'\n"
-          "set key bottom right box\nplot ",
+    put_xrange(body, lo, hi, max_tics_for(panels));
+    /* the metrics lie in [0, 1]: the axis from 0, autoscaled above but never past 1.05 (gnuplot would round 1 up
+     * to the next tic, 1.2); the key below the panel, clear of the curves: in a bottom margin made room for, at
+     * the figure's bottom edge (gnuplot's own `set key below` lands on the x label in a multiplot) */
+    fputs("set xlabel 'epoch'\nset ylabel 'metric'\nset yrange [0:*<1.05]\nset offsets 0, 0, graph 0.06, 0\n"
+          "set grid lc rgb '#dddddd'\nset bmargin 6\n"
+          "set key at graph 0.5, screen 0.01 center bottom horizontal samplen 2 width -1\nplot ",
           body);
     int first = 1;
     for (int k = 0; k < 2; k++) {
@@ -488,7 +483,7 @@ int run_report_plots(const char *rundir, char *warning, size_t cap)
             phase_free(&ph[collected]);
             goto done;
         }
-    if (!find_gnuplot(gnuplot)) {
+    if (!report_find_gnuplot(gnuplot)) {
         if (warning && cap)
             snprintf(warning, cap, "plots skipped: gnuplot not found (apt-get install gnuplot-nox)");
         rc = 0;
@@ -525,9 +520,10 @@ int run_report_plots(const char *rundir, char *warning, size_t cap)
     if (panels) {
         fprintf(s.body, "set multiplot layout 1,%d title 'validation by epoch'\n", panels);
         if (has_key(ph[0].epochs, "val_recall@25"))
-            validation_panel(s.data, s.body, ph[0].epochs, "T", "teacher: full ranking, PGC val pairs");
+            validation_panel(s.data, s.body, ph[0].epochs, "T", "teacher: full ranking, PGC val pairs", panels);
         if (has_key(ph[1].epochs, "val_recall@25") || has_key(ph[1].epochs, "val_ndcg@25"))
-            validation_panel(s.data, s.body, ph[1].epochs, "S", "student: 100 negatives, weighted, UGC val");
+            validation_panel(s.data, s.body, ph[1].epochs, "S", "student: 100 negatives, weighted, UGC val",
+                             panels);
         fputs("unset multiplot\n", s.body);
     }
     rc = draw(gnuplot, plots, "validation", &s);

@@ -114,13 +114,12 @@ static uLong crc_array(uLong crc, const void *p, int64_t n, size_t elem)
     return crc32_update((uint32_t)crc, p, p && n > 0 ? (uint64_t)n * elem : 0);
 }
 
-/* a feature matrix: its first and last rows (the rest would cost a pass over gigabytes) */
+/* a feature matrix: every value (a pass over the mapped file on every core: 1.4 GB at TT-150k) */
 static uLong crc_features(uLong crc, const feat_matrix *m)
 {
-    if (m->rows <= 0 || !m->data)
+    if (m->rows <= 0 || m->cols <= 0 || !m->data)
         return crc;
-    crc = crc_array(crc, m->data, m->cols, sizeof(float));
-    return crc_array(crc, m->data + (m->rows - 1) * m->cols, m->cols, sizeof(float));
+    return crc32_update_parallel((uint32_t)crc, m->data, (uint64_t)m->rows * (uint64_t)m->cols * sizeof(float));
 }
 
 int dataset_fingerprint(const debcm_dataset *ds, char *out, size_t cap)

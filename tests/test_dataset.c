@@ -11,6 +11,7 @@
 #include "check.h"
 #include "dataset_edit.h"
 #include "engine/error.h"
+#include "io/crc32.h"
 #include "io/dataset.h"
 #include "io/npy.h"
 #include "io/pickle.h"
@@ -452,8 +453,31 @@ static void test_genre_literals(void)
     }
 }
 
+/* the fingerprint's CRC of the features: the threads' pieces joined give zlib's one-pass number, for lengths
+ * around the 16 MiB piece, and a changed byte anywhere changes it */
+static void test_crc_parallel(void)
+{
+    const size_t n = (size_t)40 << 20;
+    unsigned char *b = malloc(n + 1);
+    CHECK(b != NULL);
+    if (!b)
+        return;
+    for (size_t i = 0; i < n + 1; i++)
+        b[i] = (unsigned char)((i * 2654435761u) >> 13);
+    const size_t lens[] = {0, 1, (size_t)16 << 20, ((size_t)16 << 20) + 1, ((size_t)32 << 20) - 1, n};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++)
+        for (uint32_t start = 0; start < 2; start++)
+            CHECK_MSG(crc32_update_parallel(start * 0x1234567u, b, lens[k]) == crc32_update(start * 0x1234567u, b, lens[k]),
+                      "length %zu", lens[k]);
+    const uint32_t before = crc32_update_parallel(0, b, n);
+    b[(size_t)25 << 20] ^= 1;
+    CHECK(crc32_update_parallel(0, b, n) != before);
+    free(b);
+}
+
 int main(void)
 {
+    test_crc_parallel();
     snprintf(tmp_root, sizeof tmp_root, "/tmp/debcm-test-dataset-XXXXXX");
     if (!mkdtemp(tmp_root)) {
         perror("mkdtemp");

@@ -12,13 +12,17 @@
  * range the tolerance allows and is then used); the exposure recounted from genres voted here. Recommend:
  * --video's top-K is the argsort of the exported scores (positions may swap only between scores within EPS), the
  * text and --json outputs agree, --features with two rows equals --video for those ids (float32 and float64
- * files, and a [D_v] file bit for bit), a teacher ranks data_pgc; and every refusal is one line with the right exit
- * status. Usage: test_recommend DEBCM WORKDIR. Exit 0 pass, 1 fail. */
+ * files, and a [D_v] file bit for bit), a teacher ranks data_pgc; export's pair on disk: npy_write's bytes, a
+ * failure on the second file (a file-size limit) leaving the previous pair byte for byte and no temporary file, a
+ * dead export's temporary file removed by the next; and every refusal is one line with the right exit status.
+ * Usage: test_recommend DEBCM WORKDIR. Exit 0 pass, 1 fail. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -801,6 +805,130 @@ static void test_teacher(loaded *x)
     embeddings_free(&te);
 }
 
+/* sh() in a forked child whose files may not grow past limit bytes (RLIMIT_FSIZE; SIGXFSZ ignored, so that a
+ * write past it fails with EFBIG instead of killing): a disk that fills at a chosen size. */
+static int sh_fsize_limited(rlim_t limit, const char *fmt, ...) DEBCM_PRINTF(2, 3);
+static int sh_fsize_limited(rlim_t limit, const char *fmt, ...)
+{
+    char args[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    fflush(NULL);
+    pid_t p = fork();
+    if (p == 0) {
+        struct rlimit rl = {limit, limit};
+        signal(SIGXFSZ, SIG_IGN);
+        _exit(setrlimit(RLIMIT_FSIZE, &rl) != 0 ? 126 : sh("%s", args));
+    }
+    int st;
+    if (p < 0 || waitpid(p, &st, 0) != p)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+/* Whether a and b hold the same bytes (sizes included); a missing file is never equal. */
+static int same_bytes(const char *a, size_t na, const char *b, size_t nb)
+{
+    return a && b && na == nb && !memcmp(a, b, na);
+}
+
+/* The pair on disk (apps/cmd_export.c): the files are npy_write's bytes exactly; a failure on the second file (a
+ * file-size limit between the sizes of the two) exits 1 naming it and leaves the previous pair byte for byte and
+ * no temporary file; a temporary file of an export that died is removed by the next export, one whose process
+ * still runs (this test's pid) is kept. */
+static void test_export_pair(void)
+{
+    char dir[4096], pm[4096], pv[4096], sm[4096], sv[4096], p[4096];
+    wpath(dir, "export-pair");
+    snprintf(pm, sizeof pm, "%s/music_embeddings.npy", dir);
+    snprintf(pv, sizeof pv, "%s/video_embeddings.npy", dir);
+    wpath(sm, "export/a/b/music_embeddings.npy"); /* the student's, exported by main */
+    wpath(sv, "export/a/b/video_embeddings.npy");
+    /* the exported bytes are those of npy_write for the same matrix */
+    const char *const exported[2] = {sm, sv};
+    for (int i = 0; i < 2; i++) {
+        int64_t r = 0, c = 0;
+        float *x = read_matrix(exported[i], &r, &c);
+        const int64_t shape[2] = {r, c};
+        size_t n0 = 0, n1 = 0;
+        char *a = test_read_file(exported[i], &n0), *b = NULL;
+        if (x && npy_write(wpath(p, "npy_write-copy.npy"), NPY_FLOAT32, 2, shape, x, NULL) == 0)
+            b = test_read_file(p, &n1);
+        CHECK_MSG(same_bytes(a, n0, b, n1), "%s: not the bytes npy_write writes for the same [%lld, %lld] matrix",
+                  exported[i], (long long)r, (long long)c);
+        free(a);
+        free(b);
+        free(x);
+        unlink(p);
+    }
+    /* the previous pair: the teacher's */
+    int st = sh("export --model '%s' --data '%s' --out '%s'", teacher_ckpt, root, dir);
+    CHECK_MSG(st == 0, "export of the teacher: status %d", st);
+    size_t nm0 = 0, nv0 = 0;
+    char *m0 = test_read_file(pm, &nm0), *v0 = test_read_file(pv, &nv0);
+    /* the student's pair into it, with the disk "full" past the music file: the video file cannot be written */
+    const int64_t size_m = file_size(sm), size_v = file_size(sv);
+    CHECK_MSG(m0 && v0 && size_m > 0 && size_v > size_m + 1, "teacher pair %s, student files of %lld and %lld bytes",
+              m0 && v0 ? "read" : "missing", (long long)size_m, (long long)size_v);
+    if (m0 && v0 && size_m > 0 && size_v > size_m + 1) {
+        st = sh_fsize_limited((rlim_t)((size_m + size_v) / 2), "export --model '%s' --data '%s' --out '%s'",
+                              student_ckpt, root, dir);
+        char *err = test_read_file(err_txt, NULL);
+        CHECK_MSG(st == 1 && lines(err) == 1 && strstr(err ? err : "", "video_embeddings.npy"),
+                  "export with the video file past the file-size limit: status %d (want 1), stderr (want one line "
+                  "naming video_embeddings.npy): %s",
+                  st, err ? err : "");
+        free(err);
+        size_t nm1 = 0, nv1 = 0;
+        char *m1 = test_read_file(pm, &nm1), *v1 = test_read_file(pv, &nv1);
+        CHECK_MSG(same_bytes(m0, nm0, m1, nm1), "a failed export changed %s (the previous pair is the teacher's)", pm);
+        CHECK_MSG(same_bytes(v0, nv0, v1, nv1), "a failed export changed %s", pv);
+        CHECK_MSG(test_count_temp_files(dir) == 0, "a failed export left %d temporary files in %s",
+                  test_count_temp_files(dir), dir);
+        free(m1);
+        free(v1);
+    }
+    free(m0);
+    free(v0);
+    /* stale temporary files: of a process that has exited (removed), of one that runs (kept), another name (kept) */
+    fflush(NULL);
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    CHECK(dead > 0 && waitpid(dead, NULL, 0) == dead);
+    char stale[4096], live[4096], other[4096];
+    snprintf(stale, sizeof stale, "%s/music_embeddings.npy.tmp.%ld", dir, (long)dead);
+    snprintf(live, sizeof live, "%s/video_embeddings.npy.tmp.%ld", dir, (long)getpid());
+    snprintf(other, sizeof other, "%s/music_embeddings.npy.tmp.12x", dir);
+    const char *const planted[3] = {stale, live, other};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(planted[i], "w");
+        CHECK_MSG(f && fputs("half a file", f) >= 0 && fclose(f) == 0, "cannot write %s", planted[i]);
+    }
+    st = sh("export --model '%s' --data '%s' --out '%s'", student_ckpt, root, dir);
+    char *err = test_read_file(err_txt, NULL);
+    CHECK_MSG(st == 0, "export over stale temporary files: status %d: %s", st, err ? err : "");
+    CHECK_MSG(!exists(stale), "%s (a dead process's) was not removed", stale);
+    CHECK_MSG(err && strstr(err, stale) && lines(err) == 1, "export: want one line naming the removed %s: %s", stale,
+              err ? err : "");
+    CHECK_MSG(exists(live), "%s (this test's pid, a running process) was removed", live);
+    CHECK_MSG(exists(other), "%s (not a temporary name of export) was removed", other);
+    free(err);
+    CHECK_MSG(file_size(pm) == file_size(sm) && file_size(pv) == file_size(sv),
+              "after the export the pair in %s is not the student's", dir);
+    unlink(live);
+    unlink(other);
+    CHECK_MSG(test_count_temp_files(dir) == 0, "temporary files left in %s", dir);
+}
+
 static void expect_fail(int want, const char *needle, const char *fmt, ...) DEBCM_PRINTF(3, 4);
 static void expect_fail(int want, const char *needle, const char *fmt, ...)
 {
@@ -958,6 +1086,7 @@ int main(int argc, char **argv)
         free(r.row_top);
         model_full_result_free(&r);
         test_teacher(&x);
+        test_export_pair();
         test_errors(&x);
     }
     unload(&x);

@@ -5,7 +5,10 @@
  * without "kind" as older logs have it, and logging windows), with values drawn from a seeded generator (random
  * bit patterns too: denormals, huge magnitudes, 17-digit values), keys the report does not know, strings that
  * need CSV quoting, nested values and null; and a report.json with or without its optional parts (machine, data,
- * full_ranking, genre_exposure), or none. Checks: metrics.csv parsed back (an RFC 4180 reader here) equals
+ * full_ranking, genre_exposure), as train-student writes it (its teacher only a checkpoint), or none: report.md
+ * then states the run's status (a train-teacher run, which never writes one; a run stopped in the student's or the
+ * teacher's epochs, the last epoch logged named). A run of 0 epochs: "no epoch" is the reason given for no plots,
+ * not gnuplot. Checks: metrics.csv parsed back (an RFC 4180 reader here) equals
  * metrics.jsonl value for value, numbers bit for bit, the header the keys in first-seen order; report.md holds
  * every test number of report.json formatted "%.4f", every epoch row, the best epochs, the config keys, the
  * optional tables' numbers and the plot links; the plots are PNGs with a valid signature and an IHDR of 900×540
@@ -165,6 +168,7 @@ typedef struct {
     int windows;                        /* logging windows per epoch */
     int odd;                            /* add the odd keys and values */
     int best[2];                        /* out: the best epoch of each phase */
+    int student_of;                     /* the student lines' "epochs" when not student_epochs (a stopped run) */
 } run_spec;
 
 static void add_terms(json_t *o, int student, double wobble)
@@ -178,13 +182,14 @@ static json_t *make_metrics(const char *dir, run_spec *s)
 {
     json_t *lines = json_array();
     int epochs[2] = {s->teacher_epochs, s->student_epochs};
+    int planned[2] = {s->teacher_epochs, s->student_of ? s->student_of : s->student_epochs};
     for (int p = 0; p < 2; p++) {
         double best = -1;
         s->best[p] = 0;
         for (int e = 1; e <= epochs[p]; e++) {
             for (int w = 1; w <= s->windows; w++) {
                 json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i}", "kind", "train", "phase",
-                                      p ? "student" : "teacher", "epoch", e, "epochs", epochs[p], "step",
+                                      p ? "student" : "teacher", "epoch", e, "epochs", planned[p], "step",
                                       (e - 1) * s->windows + w, "batch", w * 7, "batches", s->windows * 7);
                 add_terms(o, p, 0.3 * w);
                 json_object_set_new(o, "samples_per_s", json_real(1000 + 3000 * unit()));
@@ -193,7 +198,7 @@ static json_t *make_metrics(const char *dir, run_spec *s)
                 json_array_append_new(lines, o);
             }
             json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i}", "kind", "epoch", "phase", p ? "student" : "teacher",
-                                  "epoch", e, "epochs", epochs[p], "step", e * 10);
+                                  "epoch", e, "epochs", planned[p], "step", e * 10);
             if (p == 0 && e == 1)
                 json_object_del(o, "kind"); /* as older logs have it: an epoch line */
             add_terms(o, p, 0);
@@ -259,7 +264,8 @@ static json_t *make_config(const char *dir, const char *command)
     return c;
 }
 
-/* report.json from the lines' best epochs; full: with machine, data, full_ranking and genre_exposure. */
+/* report.json from the lines' best epochs; full: with machine, data, full_ranking and genre_exposure; full == 2: as
+ * train-student writes it, its teacher only a checkpoint (no teacher epochs, no teacher seconds). */
 static json_t *make_report(const char *dir, const json_t *lines, const run_spec *s, int full)
 {
     double tr = 0, sr = 0, sn = 0;
@@ -314,6 +320,10 @@ static json_t *make_report(const char *dir, const json_t *lines, const run_spec 
             json_array_append_new(genres, o);
         }
         json_object_set_new(r, "genre_exposure", json_pack("{s:i, s:o}", "k", 25, "genres", genres));
+    }
+    if (full == 2) {
+        json_object_set_new(r, "teacher", json_pack("{s:s}", "checkpoint", "/d/run/teacher.safetensors"));
+        json_object_del(json_object_get(r, "seconds"), "teacher");
     }
     char path[4096];
     write_json(dpath(path, dir, "report.json"), r);
@@ -536,6 +546,17 @@ static const char *md_line(const char *md, const char *prefix)
     return NULL;
 }
 
+/* A row "| PHASE | <number> …" of the time table in md. */
+static int time_row(const char *md, const char *phase)
+{
+    char prefix[64];
+    int n = snprintf(prefix, sizeof prefix, "| %s | ", phase);
+    for (const char *p = md; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, prefix, (size_t)n) && p[n] >= '0' && p[n] <= '9')
+            return 1;
+    return 0;
+}
+
 static void check_markdown(const char *dir, const json_t *config, const json_t *lines, const json_t *report,
                            const run_spec *s)
 {
@@ -575,7 +596,7 @@ static void check_markdown(const char *dir, const json_t *config, const json_t *
         }
         if (s->best[p]) {
             snprintf(want, sizeof want, "- %s: epoch %d of %d", phases[p], s->best[p],
-                     p ? s->student_epochs : s->teacher_epochs);
+                     p ? (s->student_of ? s->student_of : s->student_epochs) : s->teacher_epochs);
             CHECK_MSG(strstr(md, want), "%s: report.md lacks the best epoch '%s'", dir, want);
         }
     }
@@ -590,7 +611,8 @@ static void check_markdown(const char *dir, const json_t *config, const json_t *
         CHECK_MSG(strstr(md, want), "%s: report.md lacks the config row '%s'", dir, want);
     }
     if (!report) {
-        CHECK_CONTAINS(md, "no report.json");
+        CHECK_CONTAINS(md, "**Status:** ");
+        CHECK_CONTAINS(md, "o report.json"); /* "No report.json: …" or "(it writes no report.json)" */
         CHECK(!strstr(md, "## Test"));
         free(md);
         return;
@@ -609,9 +631,16 @@ static void check_markdown(const char *dir, const json_t *config, const json_t *
     }
     /* the time table */
     const json_t *sec = json_object_get(report, "seconds");
-    snprintf(want, sizeof want, "| teacher | %.2f | %d |", json_real_value(json_object_get(sec, "teacher")),
-             s->teacher_epochs);
-    CHECK_MSG(md_line(md, want), "%s: report.md lacks the time row '%s'", dir, want);
+    for (int p = 0; p < 2; p++) {
+        if (!json_object_get(sec, phases[p])) { /* train-student's teacher: no time row */
+            CHECK_MSG(!time_row(md, phases[p]), "%s: report.md has a time row for the %s, of no seconds and no epochs",
+                      dir, phases[p]);
+            continue;
+        }
+        snprintf(want, sizeof want, "| %s | %.2f | %d |", phases[p], json_real_value(json_object_get(sec, phases[p])),
+                 p ? s->student_epochs : s->teacher_epochs);
+        CHECK_MSG(md_line(md, want), "%s: report.md lacks the time row '%s'", dir, want);
+    }
     snprintf(want, sizeof want, "| total | %.2f |", json_real_value(json_object_get(sec, "total")));
     CHECK_MSG(md_line(md, want), "%s: report.md lacks the time row '%s'", dir, want);
     /* the optional parts */
@@ -780,13 +809,15 @@ static void check_plots(const char *dir, const json_t *lines, const run_spec *s)
 /* ---- the cases --------------------------------------------------------------------------------------------------- */
 
 /* One hand-made run directory: csv, plots and markdown from the library calls, then checked. */
-static void test_dir(const char *name, run_spec s, const char *command, int report_kind /* 0 none, 1 base, 2 full */)
+/* report_kind: 0 none, 1 base, 2 full, 3 train-student's (full, the teacher a checkpoint). Returns report.md (the
+ * caller frees it), for the checks of the case. */
+static char *test_dir(const char *name, run_spec s, const char *command, int report_kind)
 {
     char dir[4096], warn[256];
     wpath(dir, name);
     fresh_dir(dir);
     json_t *config = make_config(dir, command), *lines = make_metrics(dir, &s);
-    json_t *report = report_kind ? make_report(dir, lines, &s, report_kind == 2) : NULL;
+    json_t *report = report_kind ? make_report(dir, lines, &s, report_kind == 1 ? 0 : report_kind == 2 ? 1 : 2) : NULL;
     CHECK_MSG(run_report_write(dir, warn, sizeof warn) == 0, "%s: %s", dir, debcm_last_error());
     check_csv(dir);
     if (have_gnuplot) {
@@ -804,6 +835,118 @@ static void test_dir(const char *name, run_spec s, const char *command, int repo
     json_decref(config);
     json_decref(lines);
     json_decref(report);
+    char path[4096];
+    char *md = test_read_file(dpath(path, dir, "report.md"), NULL);
+    if (!md)
+        md = strdup("");
+    return md;
+}
+
+/* report.md of a case holds (or, present 0, lacks) the text */
+static void expect_md(const char *case_name, const char *md, const char *text, int present)
+{
+    CHECK_MSG(md && (strstr(md, text) != NULL) == present, "%s: report.md %s \"%s\"", case_name,
+              present ? "lacks" : "holds", text);
+}
+
+/* What report.md says of the run's status, the machine, the teacher, by case. */
+static void test_cases(void)
+{
+    char *md = test_dir("run-full", (run_spec){3, 2, 3, 1, {0, 0}, 0}, "run", 2);
+    expect_md("run-full", md, "**Status:**", 0); /* a finished run: nothing to explain */
+    expect_md("run-full", md, "not finished", 0);
+    free(md);
+    free(test_dir("run-base", (run_spec){2, 3, 0, 0, {0, 0}, 0}, "run", 1));
+    /* train-teacher: never a report.json, and that is no sign of a stopped run */
+    md = test_dir("teacher-only", (run_spec){4, 0, 2, 0, {0, 0}, 0}, "train-teacher", 0);
+    expect_md("teacher-only", md,
+              "**Status:** A train-teacher run (it writes no report.json); last epoch logged: teacher epoch 4 of 4.",
+              1);
+    expect_md("teacher-only", md, "Not recorded: it is recorded in report.json, which a train-teacher run does not "
+                                  "write.", 1);
+    expect_md("teacher-only", md, "not finished", 0);
+    expect_md("teacher-only", md, "train-student", 0);
+    free(md);
+    /* a stopped `debcm run` (killed in the student's third epoch of 5): no report.json, and the report says why */
+    md = test_dir("run-stopped", (run_spec){3, 2, 1, 0, {0, 0}, 5}, "run", 0);
+    expect_md("run-stopped", md,
+              "**Status:** No report.json: the run has not finished (last epoch logged: student epoch 2 of 5).", 1);
+    expect_md("run-stopped", md, "Not recorded yet: it is recorded in report.json at the end of the run.", 1);
+    expect_md("run-stopped", md, "train-teacher", 0);
+    free(md);
+    /* stopped in the teacher's epochs */
+    md = test_dir("run-stopped-teacher", (run_spec){2, 0, 0, 0, {0, 0}, 0}, "run", 0);
+    expect_md("run-stopped-teacher", md, "the run has not finished (last epoch logged: teacher epoch 2 of 2)", 1);
+    free(md);
+    /* train-student as it writes report.json now: the test table and the rest, the teacher only as its checkpoint */
+    md = test_dir("student-report", (run_spec){0, 3, 2, 0, {0, 0}, 0}, "train-student", 3);
+    expect_md("student-report", md, "## Test (the best student, weighted)", 1);
+    expect_md("student-report", md, "## Full ranking", 1);
+    expect_md("student-report", md, "## Genre exposure", 1);
+    expect_md("student-report", md, "| CPU | ", 1);
+    expect_md("student-report", md, "- teacher: not trained by this run; it loaded the checkpoint "
+                                    "/d/run/teacher.safetensors", 1);
+    expect_md("student-report", md, "- teacher: epoch", 0);
+    expect_md("student-report", md, "## Teacher epochs", 0);
+    CHECK_MSG(!time_row(md, "teacher"), "student-report: a teacher row in the time table");
+    expect_md("student-report", md, "**Status:**", 0);
+    free(md);
+    /* the same directory without report.json: a train-student stopped after its last epoch, or an older debcm */
+    md = test_dir("student-only", (run_spec){0, 1, 2, 1, {0, 0}, 0}, "train-student", 0);
+    expect_md("student-only", md, "No report.json: the run has not finished (last epoch logged: student epoch 1 of "
+                                  "1: stopped during the test evaluation, or still in it); or a train-student run "
+                                  "of a debcm older than its report.json", 1);
+    free(md);
+}
+
+/* `debcm run --epochs 0`: metrics.jsonl empty, report.json with the test table; the report says there is no epoch
+ * to plot (gnuplot is not the reason), draws nothing and removes the plots of an earlier run of that directory. */
+static void test_zero_epochs(void)
+{
+    char dir[4096], path[4096], warn[256];
+    wpath(dir, "zero-epochs");
+    fresh_dir(dir);
+    json_t *config = make_config(dir, "run");
+    json_object_set_new(config, "teacher_epochs", json_integer(0));
+    json_object_set_new(config, "student_epochs", json_integer(0));
+    write_json(dpath(path, dir, "config.json"), config);
+    run_spec s = {0, 0, 0, 0, {0, 0}, 0};
+    json_t *lines = make_metrics(dir, &s);
+    CHECK(json_array_size(lines) == 0);
+    json_t *report = make_report(dir, lines, &s, 1);
+    CHECK(mkdir(dpath(path, dir, "plots"), 0777) == 0);
+    write_text(dpath(path, dir, "plots/validation.png"), "an earlier run's plot");
+    CHECK_MSG(run_report_write(dir, warn, sizeof warn) == 0, "%s: %s", dir, debcm_last_error());
+    CHECK_MSG(!have_gnuplot || !warn[0], "%s: warning with gnuplot present: %s", dir, warn);
+    CHECK_MSG(!have_gnuplot || !test_file_exists(dpath(path, dir, "plots/validation.png")),
+              "%s: an earlier run's plot kept beside a log of no epoch", dir);
+    char *md = test_read_file(dpath(path, dir, "report.md"), NULL);
+    CHECK(md != NULL);
+    if (md) {
+        expect_md("zero-epochs", md, "No plots: metrics.jsonl holds no epoch (0 epochs).", 1);
+        expect_md("zero-epochs", md, "gnuplot", 0);
+        expect_md("zero-epochs", md, "](plots/", 0);
+        expect_md("zero-epochs", md, "metrics.jsonl (empty) and report.json", 1);
+        expect_md("zero-epochs", md, "None: the config gives every phase 0 epochs.", 1);
+        expect_md("zero-epochs", md, "No epoch has ended yet", 0);
+        expect_md("zero-epochs", md, "## Test (the best student, weighted)", 1);
+    }
+    free(md);
+    /* the same with gnuplot missing: still the epochs are the reason given */
+    char bin[4096];
+    fresh_dir(wpath(bin, "empty-bin-0"));
+    char *old_path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", bin, 1);
+    CHECK(run_report_markdown(dir) == 0);
+    if (old_path)
+        setenv("PATH", old_path, 1);
+    free(old_path);
+    md = test_read_file(dpath(path, dir, "report.md"), NULL);
+    expect_md("zero-epochs, no gnuplot", md, "No plots: metrics.jsonl holds no epoch (0 epochs).", 1);
+    free(md);
+    json_decref(config);
+    json_decref(lines);
+    json_decref(report);
 }
 
 /* gnuplot missing (PATH without it): the warning, nothing drawn, report.md says so; then plots older than
@@ -814,7 +957,7 @@ static void test_no_gnuplot(void)
     wpath(dir, "no-gnuplot");
     fresh_dir(dir);
     fresh_dir(wpath(bin, "empty-bin"));
-    run_spec s = {2, 2, 1, 0, {0, 0}};
+    run_spec s = {2, 2, 1, 0, {0, 0}, 0};
     json_decref(make_config(dir, "run"));
     json_decref(make_metrics(dir, &s));
     char *old_path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
@@ -824,6 +967,7 @@ static void test_no_gnuplot(void)
     CHECK(!test_file_exists(dpath(path, dir, "plots")));
     char *md = test_read_file(dpath(path, dir, "report.md"), NULL);
     CHECK(md && strstr(md, "No plots") && !strstr(md, "](plots/"));
+    CHECK(md && strstr(md, "No plots: they are drawn by gnuplot, which was not found (apt-get install gnuplot-nox)"));
     free(md);
     /* the command: exit 0, the warning as one line */
     int st = sh("PATH='%s' '%s' report '%s'", bin, debcm, dir);
@@ -863,7 +1007,7 @@ static void test_failing_gnuplot(void)
     wpath(dir, "bad-gnuplot");
     fresh_dir(dir);
     fresh_dir(wpath(bin, "fake-bin"));
-    run_spec s = {2, 2, 0, 0, {0, 0}};
+    run_spec s = {2, 2, 0, 0, {0, 0}, 0};
     json_decref(make_config(dir, "run"));
     json_decref(make_metrics(dir, &s));
     char *before = NULL;
@@ -905,7 +1049,7 @@ static void error_dir(char *dir, const char *name)
 {
     wpath(dir, name);
     fresh_dir(dir);
-    run_spec s = {1, 1, 1, 0, {0, 0}};
+    run_spec s = {1, 1, 1, 0, {0, 0}, 0};
     json_decref(make_config(dir, "run"));
     json_decref(make_metrics(dir, &s));
 }
@@ -1110,7 +1254,7 @@ static void test_end_to_end(void)
     json_t *lines = NULL;
     CHECK(report_load_metrics(run, &lines) == 0);
     if (md && report && config && lines) {
-        run_spec s = {2, 2, 0, 0, {0, 0}};
+        run_spec s = {2, 2, 0, 0, {0, 0}, 0};
         s.best[0] = (int)json_integer_value(json_object_get(json_object_get(report, "teacher"), "best_epoch"));
         s.best[1] = (int)json_integer_value(json_object_get(json_object_get(report, "student"), "best_epoch"));
         check_markdown(run, config, lines, report, &s);
@@ -1164,10 +1308,8 @@ int main(int argc, char **argv)
     test_format_double();
     test_csv_edges();
     test_machine();
-    test_dir("run-full", (run_spec){3, 2, 3, 1, {0, 0}}, "run", 2);
-    test_dir("run-base", (run_spec){2, 3, 0, 0, {0, 0}}, "run", 1);
-    test_dir("teacher-only", (run_spec){4, 0, 2, 0, {0, 0}}, "train-teacher", 0);
-    test_dir("student-only", (run_spec){0, 1, 2, 1, {0, 0}}, "train-student", 0);
+    test_cases();
+    test_zero_epochs();
     test_no_gnuplot();
     test_failing_gnuplot();
     test_bad_inputs();

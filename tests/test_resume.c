@@ -710,6 +710,17 @@ static void test_refusals(const char *tiny, const char *ref)
               "--resume of a complete run printed: %s", out ? out : "(nothing)");
     free(out);
     same_run(ref, d, 1, "--resume of a complete run");
+    /* the options given to a --resume are for that process: the run's config.json stays as it was */
+    char cj[4200];
+    snprintf(cj, sizeof cj, "%s/config.json", d);
+    size_t n_before = 0, n_after = 0;
+    char *cfg_before = test_read_file(cj, &n_before);
+    CHECK(SH("run --resume %s --quiet --nan-policy skip-batch --checkpoint-every 7", d) == 0);
+    char *cfg_after = test_read_file(cj, &n_after);
+    CHECK_MSG(cfg_before && cfg_after && n_before == n_after && !memcmp(cfg_before, cfg_after, n_before),
+              "config.json changed by the options of a --resume: %s", cfg_after ? cfg_after : "");
+    free(cfg_before);
+    free(cfg_after);
     expect_fail(2, "option '--lr-student' cannot change on --resume", NULL,
                 SH("run --resume %s --lr-student 0.5", d), "--resume with a fixed option");
     expect_fail(2, "--out does not go with it", NULL, SH("run --resume %s --out %s", d, d), "--resume --out");
@@ -729,6 +740,30 @@ static void test_refusals(const char *tiny, const char *ref)
     char other[4096];
     wpath(other, "other-data");
     CHECK(SH("synth --scale tiny --videos 2000 --seed 9 --out %s", other) == 0);
+    /* the same data but one feature value in the middle of a training video's row (the whole features count) */
+    char moved[4096];
+    wpath(moved, "one-value-changed");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", moved, tiny, moved);
+    CHECK(system(cmd) == 0);
+    {
+        char pgc[4200], ugc[4200];
+        snprintf(pgc, sizeof pgc, "%s/data_pgc", moved);
+        snprintf(ugc, sizeof ugc, "%s/data_matching", moved);
+        debcm_dataset ds;
+        CHECK_MSG(dataset_load(&ds, pgc, ugc) == 0, "%s", debcm_last_error());
+        const feat_matrix *v = &ds.ugc_video;
+        float *x = malloc((size_t)(v->rows * v->cols) * sizeof *x);
+        if (x && v->rows > 2) {
+            memcpy(x, v->data, (size_t)(v->rows * v->cols) * sizeof *x);
+            x[(v->rows / 2) * v->cols + v->cols / 2] += 5.0f;
+            int64_t shape[2] = {v->rows, v->cols};
+            write_f32(ugc, "visual_features_resnet_V.npy", 2, shape, x);
+        }
+        free(x);
+        dataset_free(&ds);
+    }
+    expect_fail(1, "the data differ from the data the run started on", NULL, SH("run --resume %s %s", d, moved),
+                "one feature value changed");
     expect_fail(1, "the data differ from the data the run started on", NULL, SH("run --resume %s %s", d, other),
                 "other data");
     /* a resume checkpoint is not a teacher */

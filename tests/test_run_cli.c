@@ -5,11 +5,13 @@
  * window every --log-every batches whose means equal a recount from the epoch lines' batches, an "epoch" line
  * per epoch), plain progress lines when stdout is not a terminal, a live line redrawn in place on a terminal (a
  * pseudo-terminal here), nothing but the test table with --quiet; the report a run leaves (metrics.csv, report.md
- * with the test table it printed, the plots). Usage: test_run_cli DEBCM WORKDIR. */
+ * with the test table it printed, the plots); a closed standard output (exit 1 with one line, not SIGPIPE; 130
+ * and the state saved when SIGINT came too). Usage: test_run_cli DEBCM WORKDIR. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <pty.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +317,51 @@ static void test_progress(const char *tiny)
     close(master);
 }
 
+/* standard output a pipe whose reader has gone (`debcm run | head`, or Ctrl-C that stopped `| tee` too): the
+ * writes fail instead of killing by SIGPIPE; a finished run exits 1 saying so, one stopped by SIGINT keeps 130
+ * with its state saved */
+static void test_closed_pipe(const char *tiny)
+{
+    for (int interrupt = 0; interrupt < 2; interrupt++) {
+        char dir[4096], ck[4200], epochs[16];
+        snprintf(dir, sizeof dir, "%s/pipe-%d", work, interrupt);
+        snprintf(ck, sizeof ck, "%s/resume.safetensors", dir);
+        snprintf(epochs, sizeof epochs, "%d", interrupt ? 200 : 1);
+        int fd[2];
+        CHECK(pipe(fd) == 0);
+        close(fd[0]); /* nobody reads */
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int e = open(err_txt, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (e < 0 || dup2(fd[1], 1) < 0 || dup2(e, 2) < 0)
+                _exit(126);
+            signal(SIGPIPE, SIG_DFL); /* as a shell leaves it */
+            signal(SIGINT, SIG_DFL);
+            execl(debcm, debcm, "run", tiny, "--epochs", epochs, "--batch-size", "16", "--log-every", "1", "--out",
+                  dir, (char *)NULL);
+            _exit(127);
+        }
+        close(fd[1]);
+        if (interrupt) {
+            for (int i = 0; i < 3000 && access(ck, F_OK) != 0; i++)
+                usleep(10000);
+            kill(pid, SIGINT);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        char *e = err_text();
+        const int want = interrupt ? 130 : 1;
+        CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == want, "closed stdout%s: %s %d: %s",
+                  interrupt ? " and SIGINT" : "", WIFSIGNALED(st) ? "killed by signal" : "status",
+                  WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), e ? e : "");
+        CHECK_MSG(e && strstr(e, "writing to standard output"), "closed stdout: %s", e ? e : "");
+        if (interrupt)
+            CHECK_MSG(e && strstr(e, "interrupted by SIGINT") && access(ck, F_OK) == 0, "%s", e ? e : "");
+        free(e);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -336,5 +383,6 @@ int main(int argc, char **argv)
     }
     test_config(tiny);
     test_progress(tiny);
+    test_closed_pipe(tiny);
     return check_done();
 }
