@@ -53,17 +53,6 @@ static void recommend_usage(FILE *out)
             "Exit status: 0 done, 1 failed (one line on stderr naming the file or option), 2 bad usage.\n");
 }
 
-static int usage_error(const char *fmt, ...) DEBCM_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "debcm %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see debcm %s --help)\n", cmd);
-    return DEBCM_EXIT_USAGE;
-}
 
 typedef struct {
     const char *model, *root, *pgc, *data, *features;
@@ -113,50 +102,50 @@ static int parse(rec_args *a, int argc, char **argv)
         case OPT_JSON: a->json = 1; break;
         case OPT_VIDEO:
             if (video_given++)
-                return usage_error("--video given twice (one video per call; --features FILE for several)");
+                return cmd_usage_error(cmd, "--video given twice (one video per call; --features FILE for several)");
             if (parse_i64(optarg, 0, &a->video))
-                return usage_error("--video expects a video id (a non-negative integer), found '%s'", optarg);
+                return cmd_usage_error(cmd, "--video expects a video id (a non-negative integer), found '%s'", optarg);
             break;
         case 'k':
             if (parse_i64(optarg, 1, &a->k))
-                return usage_error("-k expects an integer ≥ 1 (at most the number of musics), found '%s'", optarg);
+                return cmd_usage_error(cmd, "-k expects an integer ≥ 1 (at most the number of musics), found '%s'", optarg);
             break;
         case OPT_THREADS:
             if (serve_parse_threads(optarg, &a->threads))
-                return usage_error("%s", debcm_last_error());
+                return cmd_usage_error(cmd, "%s", debcm_last_error());
             break;
         case OPT_DEVICE:
             if (serve_parse_device(optarg, &a->cuda))
-                return usage_error("%s", debcm_last_error());
+                return cmd_usage_error(cmd, "%s", debcm_last_error());
             break;
-        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': return cmd_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+        default: return cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) {
         if (optind + 1 < argc)
-            return usage_error("unexpected argument '%s'", argv[optind + 1]);
+            return cmd_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
         a->root = argv[optind];
         if (!*a->root)
-            return usage_error("ROOT is an empty string");
+            return cmd_usage_error(cmd, "ROOT is an empty string");
     }
     if (!a->pgc && a->data && !a->root) { /* --data ROOT, as evaluate reads it */
         a->root = a->data;
         a->data = NULL;
     }
     if (a->root && (a->pgc || a->data))
-        return usage_error("give either ROOT (or --data ROOT) or --pgc DIR --data DIR, not both");
+        return cmd_usage_error(cmd, "give either ROOT (or --data ROOT) or --pgc DIR --data DIR, not both");
     if ((a->pgc != NULL) != (a->data != NULL) || (!a->root && !a->pgc))
-        return usage_error("need --data ROOT, or both --pgc DIR and --data DIR");
+        return cmd_usage_error(cmd, "need --data ROOT, or both --pgc DIR and --data DIR");
     if ((a->pgc && !*a->pgc) || (a->data && !*a->data) || (a->root && !*a->root))
-        return usage_error("--pgc and --data need a directory, found an empty string");
+        return cmd_usage_error(cmd, "--pgc and --data need a directory, found an empty string");
     if (!a->model || !*a->model)
-        return usage_error("--model CKPT is required");
+        return cmd_usage_error(cmd, "--model CKPT is required");
     if (video_given == (a->features != NULL))
-        return usage_error(video_given ? "give --video ID or --features FILE, not both"
+        return cmd_usage_error(cmd, video_given ? "give --video ID or --features FILE, not both"
                                        : "need --video ID or --features FILE");
     if (a->features && !*a->features)
-        return usage_error("--features needs a file, found an empty string");
+        return cmd_usage_error(cmd, "--features needs a file, found an empty string");
     return -1;
 }
 

@@ -174,13 +174,12 @@ static int usage_error(const cli *o, const char *fmt, ...) DEBCM_PRINTF(2, 3);
 /* A usage error: one line on stderr, exit 2. */
 static int usage_error(const cli *o, const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
-    fprintf(stderr, "debcm %s: ", cname(o));
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see debcm %s --help)\n", cname(o));
-    return DEBCM_EXIT_USAGE;
+    return cmd_usage_error(cname(o), "%s", msg);
 }
 
 /* getopt_long's table: the fixed options, then every option of run_options() */

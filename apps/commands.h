@@ -23,4 +23,7 @@ int cmd_export(int argc, char **argv);        /* apps/cmd_export.c */
 /* Print "debcm <cmd>: error: <debcm_last_error()>" on stderr and return DEBCM_EXIT_FAIL. */
 int cmd_report_error(const char *cmd);
 
+/* A usage error: "debcm <cmd>: <message> (see debcm <cmd> --help)" on stderr; returns DEBCM_EXIT_USAGE. */
+int cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

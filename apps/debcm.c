@@ -3,6 +3,7 @@
  * kernels/. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +40,17 @@ int cmd_report_error(const char *cmd)
 {
     fprintf(stderr, "debcm %s: error: %s\n", cmd, debcm_last_error());
     return DEBCM_EXIT_FAIL;
+}
+
+int cmd_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "debcm %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see debcm %s --help)\n", cmd);
+    return DEBCM_EXIT_USAGE;
 }
 
 /* What a command printed must have reached standard output (a full disk, a closed pipe): otherwise the run
