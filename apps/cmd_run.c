@@ -41,6 +41,7 @@ typedef struct {
     const char *model_ckpt; /* evaluate */
     int json;
     const char *config;     /* --config FILE.json */
+    int explicit_lr[2];     /* --lr-teacher / --lr-student given: --l_r leaves that phase alone, in any order */
     int print_config;       /* --print-config */
 } cli;
 
@@ -264,7 +265,7 @@ static int set_alias_lr(cli *o, const char *text)
     run_job_args *j = &o->job;
     const char *names[2] = {"lr-teacher", "lr-student"};
     for (int p = 0; p < 2; p++) {
-        if ((p == 0 && o->cmd == CMD_STUDENT) || (p == 1 && o->cmd == CMD_TEACHER))
+        if ((p == 0 && o->cmd == CMD_STUDENT) || (p == 1 && o->cmd == CMD_TEACHER) || o->explicit_lr[p])
             continue;
         const run_option *opt = run_option_find(names[p]);
         if (run_option_set_text(&j->cfg, opt, text))
@@ -317,6 +318,8 @@ static int parse(cli *o, int argc, char **argv)
                 given_phase_epochs[0] = 1;
             } else if (!strcmp(opt->name, "student-epochs")) {
                 given_phase_epochs[1] = 1;
+            } else if (!strcmp(opt->name, "lr-teacher") || !strcmp(opt->name, "lr-student")) {
+                o->explicit_lr[opt->name[3] == 's'] = 1;
             }
             j->given[c - OPT_TABLE] = 1;
             continue;

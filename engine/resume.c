@@ -51,6 +51,7 @@ int resume_save(const char *path, const resume_info *ri, const debcm_net *net, c
         set_i64(&w, "best_epoch", p->best_epoch) || set_f64(&w, "best_val_recall@25", p->best_recall) ||
         set_f64(&w, "best_val_ndcg@25", p->best_ndcg) || set_i64(&w, "one_row_batches_skipped", p->skipped_batches) ||
         set_i64(&w, "nonfinite_batches_skipped", p->nonfinite_skipped) || set_f64(&w, "phase_seconds", p->seconds) ||
+        set_f64(&w, "epoch_seconds", p->epoch_seconds) || set_i64(&w, "epoch_samples", p->epoch_samples) ||
         set_i64(&w, "metrics_bytes", ri->metrics_bytes) ||
         safetensors_writer_set_metadata(&w, "config", ri->config_json ? ri->config_json : "") ||
         safetensors_writer_set_metadata(&w, "data", ri->data_fingerprint ? ri->data_fingerprint : ""))
@@ -128,6 +129,10 @@ static int read_info(resume_file *rf, int verify)
         meta_i64(rf, "nonfinite_batches_skipped", 0, big, &p->nonfinite_skipped) ||
         meta_f64(rf, "phase_seconds", &p->seconds) || meta_i64(rf, "metrics_bytes", 0, big, &ri->metrics_bytes) ||
         meta_str(rf, "config", &ri->config_json) || meta_str(rf, "data", &ri->data_fingerprint))
+        return -1;
+    /* the resumed epoch's earlier time and rows: timings only (absent from older checkpoints: 0) */
+    if ((safetensors_metadata(&rf->f, "epoch_seconds") && meta_f64(rf, "epoch_seconds", &p->epoch_seconds)) ||
+        (safetensors_metadata(&rf->f, "epoch_samples") && meta_i64(rf, "epoch_samples", 0, big, &p->epoch_samples)))
         return -1;
     if (strcmp(model, phase) || (strcmp(phase, "teacher") && strcmp(phase, "student")))
         return debcm_fail("%s: metadata 'phase' and 'model': expected both 'teacher' or both 'student', found '%.20s' "

@@ -144,6 +144,10 @@ struct train_phase {
     int64_t nonfinite;  /* batches skipped for a non-finite loss, over the phase */
     int64_t skipped;    /* one-row batches skipped, over the phase */
     double t0, seconds0; /* when this process began the phase; the time of earlier processes (resumed) */
+    double ep_t0;        /* when the epoch in progress began, its earlier process's part counted in */
+    const int64_t *ep_samples; /* the rows it has trained so far */
+    double start_ep_seconds; /* a resumed epoch's earlier part (from opt->start), used by its first call */
+    int64_t start_ep_samples;
     const debcm_net *best; /* run_phase's copy of the best epoch (for save_state); NULL in bench_epoch */
     int64_t best_epoch;
     double best_recall, best_ndcg;
@@ -406,6 +410,10 @@ static int save_state(const train_phase *ph, int64_t epoch, int64_t batch)
     s.pos.skipped_batches = ph->skipped;
     s.pos.nonfinite_skipped = ph->nonfinite;
     s.pos.seconds = ph->seconds0 + (train_now() - ph->t0);
+    if (batch > 0 && ph->ep_samples) {
+        s.pos.epoch_seconds = train_now() - ph->ep_t0;
+        s.pos.epoch_samples = *ph->ep_samples;
+    }
     s.pos.epoch_terms = terms_host(ph);
     s.net = ph->net;
     s.best = ph->best ? ph->best : ph->net;
@@ -450,6 +458,14 @@ int train_phase_epoch(train_phase *ph, int64_t epoch, int64_t first_batch, train
     const size_t stat_bytes = (size_t)ph->net->n_stats * sizeof(float);
     double te = train_now();
     memset(st, 0, sizeof *st);
+    if (first_batch > 0) { /* a resumed epoch: its earlier part's time and rows count in its timings */
+        te -= ph->start_ep_seconds;
+        st->samples = ph->start_ep_samples;
+        ph->start_ep_seconds = 0;
+        ph->start_ep_samples = 0;
+    }
+    ph->ep_t0 = te;
+    ph->ep_samples = &st->samples;
     if (order_epoch(ph, epoch))
         return -1;
     float *th = terms_host(ph);
@@ -527,6 +543,7 @@ int train_phase_epoch(train_phase *ph, int64_t epoch, int64_t first_batch, train
     st->distill_m = mean[6];
     st->distill_v = mean[7];
     st->seconds = train_now() - te;
+    ph->ep_samples = NULL;
     return 0;
 }
 
@@ -600,6 +617,8 @@ static int restore_start(train_phase *ph, debcm_net *best, train_phase_result *r
     ph->skipped = s->skipped_batches;
     ph->nonfinite = s->nonfinite_skipped;
     ph->seconds0 = s->seconds;
+    ph->start_ep_seconds = s->next_batch > 0 ? s->epoch_seconds : 0.0;
+    ph->start_ep_samples = s->next_batch > 0 ? s->epoch_samples : 0;
     ph->best_epoch = res->best_epoch = s->best_epoch;
     ph->best_recall = res->val_recall = s->best_epoch ? s->best_recall : -1.0;
     ph->best_ndcg = res->val_ndcg = s->best_ndcg;

@@ -56,9 +56,10 @@ typedef struct train_phase train_phase;
 typedef struct {
     double loss, music, video, kl_m, kl_v, recon, distill_m, distill_v; /* means over the epoch's trained batches */
     int64_t batches, samples, skipped; /* batches trained in the epoch (a resumed one: with the earlier process's);
-                                          samples: the rows this process trained; skipped: one-row batches */
+                                          samples: the rows trained (a resumed epoch: the earlier process's too);
+                                          skipped: one-row batches */
     int64_t nonfinite;       /* batches skipped for a non-finite loss (nan_skip) */
-    double seconds;
+    double seconds;          /* the epoch's time (a resumed epoch: the earlier process's part too) */
 } train_epoch_stats;
 
 typedef struct {
@@ -82,6 +83,8 @@ typedef struct {
     double best_recall, best_ndcg;
     int64_t skipped_batches, nonfinite_skipped;
     double seconds;          /* the phase's time so far */
+    double epoch_seconds;    /* the time and the rows of next_epoch's batches before next_batch (timings only) */
+    int64_t epoch_samples;
     const float *epoch_terms; /* [next_batch][MODEL_LOSS_TERMS]: the loss terms of the epoch's batches before
                                  next_batch (NaN for a batch skipped for a non-finite loss); host memory */
 } train_resume_point;

@@ -397,7 +397,7 @@ static void test_resume_file(void)
     terms[MODEL_LOSS_TERMS] = NAN; /* a batch skipped for its loss */
     resume_info ri;
     memset(&ri, 0, sizeof ri);
-    ri.pos = (train_resume_point){1, 4, 3, 57, 2, 0.75, 0.3125, 1, 2, 12.5, terms};
+    ri.pos = (train_resume_point){1, 4, 3, 57, 2, 0.75, 0.3125, 1, 2, 12.5, 0.1 + 0.2, 96, terms};
     ri.teacher_done = 1;
     ri.teacher_best_epoch = 3;
     ri.teacher_steps = 40;
@@ -414,7 +414,8 @@ static void test_resume_file(void)
     CHECK_MSG(resume_open(&rf, path) == 0, "%s", debcm_last_error());
     CHECK(rf.student == 1 && rf.info.pos.next_epoch == 4 && rf.info.pos.next_batch == 3 && rf.info.pos.step == 57 &&
           rf.info.pos.best_epoch == 2 && rf.info.pos.best_recall == 0.75 && rf.info.pos.best_ndcg == 0.3125 &&
-          rf.info.pos.skipped_batches == 1 && rf.info.pos.nonfinite_skipped == 2 && rf.info.pos.seconds == 12.5);
+          rf.info.pos.skipped_batches == 1 && rf.info.pos.nonfinite_skipped == 2 && rf.info.pos.seconds == 12.5 &&
+          rf.info.pos.epoch_seconds == 0.1 + 0.2 && rf.info.pos.epoch_samples == 96);
     CHECK(rf.info.teacher_done && rf.info.teacher_best_epoch == 3 && rf.info.teacher_steps == 40 &&
           rf.info.teacher_val_recall == 1.0 / 3.0 && rf.info.teacher_seconds == 4.25 && rf.info.metrics_bytes == 777);
     CHECK(!strcmp(rf.info.config_json, "{\"seed\": 5}") && !strcmp(rf.info.data_fingerprint, "fp"));
@@ -578,6 +579,53 @@ static void test_signals(const char *tiny, const char *ref)
         CHECK(SH("run --resume %s", dir) == 0);
         same_run(ref, dir, 1, names[i]);
     }
+}
+
+/* A state saved after an epoch's last batch but before its validation (--checkpoint-every 4 = the teacher's
+ * batches per epoch here): the resumed epoch trains nothing more, and its line must still carry the time and
+ * the rows of the batches the earlier process trained (not 0 samples/s). */
+static void test_epoch_end_timing(const char *tiny)
+{
+    char dir[4096], ck[4200];
+    int hit = 0;
+    for (int attempt = 0; attempt < 6 && !hit; attempt++) {
+        snprintf(dir, sizeof dir, "%s/epoch-end-%d", work, attempt);
+        snprintf(ck, sizeof ck, "%s/resume.safetensors", dir);
+        pid_t p = spawn("run %s --teacher-epochs 2 --student-epochs 1 --batch-size 32 --checkpoint-every 4 --out %s",
+                        tiny, dir);
+        CHECK(wait_file(ck, p) == 0);
+        kill(p, SIGKILL);
+        wait_for(p);
+        resume_file rf;
+        if (resume_open(&rf, ck) == 0) {
+            hit = !rf.info.pos.student && rf.info.pos.next_epoch == 1 && rf.info.pos.next_batch == 4;
+            if (hit) /* the epoch's rows so far (108 pairs) and its time */
+                CHECK(rf.info.pos.epoch_samples == 108 && rf.info.pos.epoch_seconds > 0);
+        }
+        resume_close(&rf);
+    }
+    if (!hit) {
+        printf("epoch-end timing: no kill landed between the last batch and the validation; not counted\n");
+        return;
+    }
+    CHECK_MSG(SH("run --resume %s", dir) == 0, "%s", slurp(err_txt));
+    char p[4200];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    char *text = slurp(p);
+    json_t *first = NULL;
+    for (char *line = text ? strtok(text, "\n") : NULL; line && !first; line = strtok(NULL, "\n")) {
+        json_t *o = json_loads(line, 0, NULL);
+        const char *kind = json_string_value(json_object_get(o, "kind"));
+        if (kind && !strcmp(kind, "epoch"))
+            first = o;
+        else
+            json_decref(o);
+    }
+    free(text);
+    CHECK_MSG(first && json_real_value(json_object_get(first, "samples_per_s")) > 0 &&
+                  json_real_value(json_object_get(first, "seconds")) > 0,
+              "the resumed epoch's timings: %s", first ? json_dumps(first, JSON_COMPACT) : "(no epoch line)");
+    json_decref(first);
 }
 
 /* a copy of tiny whose PGC video features have one row of huge finite values: the teacher's loss overflows */
@@ -1020,6 +1068,7 @@ int main(int argc, char **argv)
     if (st == 0) {
         test_kill9(tiny, ref, t_ref);
         test_signals(tiny, ref);
+        test_epoch_end_timing(tiny);
         test_nonfinite(tiny);
         test_damaged(ref);
         test_write_fails(tiny, ref);

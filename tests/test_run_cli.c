@@ -126,6 +126,14 @@ static void test_config(const char *tiny)
         CHECK(integer(a, "k") == 7 && num(a, "margin") == 0.2 && integer(a, "seed") == 3);
     }
     json_decref(a);
+    /* a phase's own --lr-student over --l_r, in either order */
+    for (int order = 0; order < 2; order++) {
+        CHECK(sh(order ? "run %s --lr-student 0.2 --l_r 0.5 --print-config" : "run %s --l_r 0.5 --lr-student 0.2 "
+                 "--print-config", tiny) == 0);
+        json_t *l = parse_out("--l_r beside --lr-student");
+        CHECK_MSG(l && num(l, "lr_student") == 0.2 && num(l, "lr_teacher") == 0.5, "order %d", order);
+        json_decref(l);
+    }
     CHECK(sh("train-teacher %s --l_r 0.004 --print-config", tiny) == 0);
     json_t *t = parse_out("--l_r of train-teacher");
     CHECK(t && num(t, "lr_teacher") == 0.004 && !json_object_get(t, "lr_student"));
