@@ -129,16 +129,9 @@ static int parse(rec_args *a, int argc, char **argv)
         if (!*a->root)
             return cmd_usage_error(cmd, "ROOT is an empty string");
     }
-    if (!a->pgc && a->data && !a->root) { /* --data ROOT, as evaluate reads it */
-        a->root = a->data;
-        a->data = NULL;
-    }
-    if (a->root && (a->pgc || a->data))
-        return cmd_usage_error(cmd, "give either ROOT (or --data ROOT) or --pgc DIR --data DIR, not both");
-    if ((a->pgc != NULL) != (a->data != NULL) || (!a->root && !a->pgc))
-        return cmd_usage_error(cmd, "need --data ROOT, or both --pgc DIR and --data DIR");
-    if ((a->pgc && !*a->pgc) || (a->data && !*a->data) || (a->root && !*a->root))
-        return cmd_usage_error(cmd, "--pgc and --data need a directory, found an empty string");
+    int st = serve_check_data_args(cmd, &a->root, &a->pgc, &a->data);
+    if (st >= 0)
+        return st;
     if (!a->model || !*a->model)
         return cmd_usage_error(cmd, "--model CKPT is required");
     if (video_given == (a->features != NULL))

@@ -1,34 +1,50 @@
 /* apps/serve_common.c — opening a checkpoint on its data for `recommend` and `export` (see serve_common.h). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "apps/commands.h"
 #include "apps/run_common.h"
 #include "apps/serve_common.h"
 #include "engine/error.h"
+#include "engine/run_config.h"
 #include "models/checkpoint.h"
 
+/* --threads and --device are read as the training commands read them: through their entries in the option
+ * table of engine/run_config.h (the ranges and the names live there) */
 int serve_parse_threads(const char *s, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > 4096)
-        return debcm_fail("--threads expects an integer in [1, 4096], found '%s'", s);
-    *out = (int)v;
+    run_config c;
+    run_config_default(&c, RUN_CMD_RUN);
+    if (run_option_set_text(&c, run_option_find("threads"), s))
+        return -1;
+    *out = (int)c.threads;
     return 0;
 }
 
 int serve_parse_device(const char *s, int *cuda)
 {
-    if (!strcmp(s, "cpu"))
-        *cuda = 0;
-    else if (!strcmp(s, "cuda"))
-        *cuda = 1;
-    else
-        return debcm_fail("--device expects cpu or cuda, found '%s'", s);
+    run_config c;
+    run_config_default(&c, RUN_CMD_RUN);
+    if (run_option_set_text(&c, run_option_find("device"), s))
+        return -1;
+    *cuda = c.device == RUN_DEVICE_CUDA;
     return 0;
+}
+
+int serve_check_data_args(const char *cmd, const char **root, const char **pgc, const char **data)
+{
+    if (!*pgc && *data && !*root) { /* --data ROOT, as evaluate reads it */
+        *root = *data;
+        *data = NULL;
+    }
+    if (*root && (*pgc || *data))
+        return cmd_usage_error(cmd, "give either ROOT (or --data ROOT) or --pgc DIR --data DIR, not both");
+    if ((*pgc != NULL) != (*data != NULL) || (!*root && !*pgc))
+        return cmd_usage_error(cmd, "need --data ROOT, or both --pgc DIR and --data DIR");
+    if ((*pgc && !**pgc) || (*data && !**data) || (*root && !**root))
+        return cmd_usage_error(cmd, "--pgc and --data need a directory, found an empty string");
+    return -1;
 }
 
 int serve_model_open(serve_model *m, const char *ckpt, const char *root, const char *pgc_in, const char *data_in,

@@ -34,6 +34,10 @@ typedef struct {
 int serve_parse_threads(const char *s, int *out);
 int serve_parse_device(const char *s, int *cuda);
 
+/* The data of the command line: ROOT, --data ROOT, or --pgc DIR --data DIR (the pointers, --data ROOT moved into
+ * *root). −1 to go on, or the usage error's exit status (the message printed for cmd). */
+int serve_check_data_args(const char *cmd, const char **root, const char **pgc, const char **data);
+
 /* Open the checkpoint ckpt on the data of root (ROOT/data_pgc and ROOT/data_matching), or of the directories pgc
  * and data (root NULL); the backend of --device (cuda). Data warnings go to stderr as "debcm <cmd>: warning: …".
  * 0, or −1 with a message (the checkpoint or a data file named); serve_model_close in both cases. */
