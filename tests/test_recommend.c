@@ -33,47 +33,13 @@
 #include "io/npy.h"
 #include "models/checkpoint.h"
 #include "models/eval_full.h"
+#include "test_cli.h"
 #include "test_files.h"
 
 #define EPS 4e-6 /* float scores (sgemm, other row blocks) against their double recomputation: ~10x the worst seen */
 #define TOPK 10
 
-static const char *debcm, *work;
-static char out_txt[4096], err_txt[4096];
 static char root[4096], run_dir[4096], student_ckpt[4096], teacher_ckpt[4096];
-
-static int sh(const char *fmt, ...) DEBCM_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-    char args[8192], cmd[12288];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2> '%s'", debcm, args, out_txt, err_txt);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *wpath(char *buf, const char *rel)
-{
-    snprintf(buf, 4096, "%s/%s", work, rel);
-    return buf;
-}
-
-static int lines(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 /* ---- embeddings read back from `debcm export` ------------------------------------------------------------------ */
 
@@ -109,7 +75,7 @@ static int export_model(const char *ckpt, const char *sub, embeddings *e)
 {
     char dir[4096], p[4096];
     memset(e, 0, sizeof *e);
-    int st = sh("export --model '%s' --data '%s' --out '%s'", ckpt, root, wpath(dir, sub));
+    int st = cli_sh("export --model '%s' --data '%s' --out '%s'", ckpt, root, cli_wpath(dir, sub));
     char *err = test_read_file(err_txt, NULL);
     CHECK_MSG(st == 0, "export %s: status %d: %s", ckpt, st, err ? err : "");
     free(err);
@@ -598,7 +564,7 @@ static json_t *run_json(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    int st = sh("%s", args);
+    int st = cli_sh("%s", args);
     char *err = test_read_file(err_txt, NULL);
     CHECK_MSG(st == 0, "debcm %s: status %d: %s", args, st, err ? err : "");
     free(err);
@@ -654,7 +620,7 @@ static void test_recommend_video(loaded *x, const embeddings *e)
     for (int i = 0; i < 4; i++) {
         int64_t ids[TOPK], jids[TOPK], jv = -2;
         double sc[TOPK], jsc[TOPK];
-        int st = sh("recommend --model '%s' --data '%s' --video %lld -k %d", student_ckpt, root, (long long)vids[i],
+        int st = cli_sh("recommend --model '%s' --data '%s' --video %lld -k %d", student_ckpt, root, (long long)vids[i],
                     TOPK);
         char *txt = test_read_file(out_txt, NULL);
         CHECK_MSG(st == 0 && txt && parse_text(txt, 0, ids, sc, TOPK) == 0, "recommend --video %lld: status %d: %s",
@@ -718,9 +684,9 @@ static void test_recommend_features(loaded *x, const embeddings *e)
     for (int64_t i = 0; i < 2 * Dv; i++)
         rows64[i] = rows[i];
     const int64_t shape[2] = {2, Dv}, shape1[1] = {Dv};
-    CHECK(npy_write(wpath(f32, "two.npy"), NPY_FLOAT32, 2, shape, rows, NULL) == 0);
-    CHECK(npy_write(wpath(f64, "two64.npy"), NPY_FLOAT64, 2, shape, rows64, NULL) == 0);
-    CHECK(npy_write(wpath(f1, "one.npy"), NPY_FLOAT32, 1, shape1, rows, NULL) == 0);
+    CHECK(npy_write(cli_wpath(f32, "two.npy"), NPY_FLOAT32, 2, shape, rows, NULL) == 0);
+    CHECK(npy_write(cli_wpath(f64, "two64.npy"), NPY_FLOAT64, 2, shape, rows64, NULL) == 0);
+    CHECK(npy_write(cli_wpath(f1, "one.npy"), NPY_FLOAT32, 1, shape1, rows, NULL) == 0);
     json_t *jf = run_json("recommend --json --model '%s' --data '%s' --features '%s' -k %d", student_ckpt, root, f32,
                           TOPK);
     json_t *jd = run_json("recommend --json --model '%s' --data '%s' --features '%s' -k %d", student_ckpt, root, f64,
@@ -794,18 +760,18 @@ static void test_teacher(loaded *x)
     json_decref(j);
     /* the first id past data_pgc's videos: refused for the teacher, a video of data_matching for the student */
     const int64_t id = x->ds.pgc_video.rows;
-    int st = sh("recommend --model '%s' --data '%s' --video %lld", teacher_ckpt, root, (long long)id);
+    int st = cli_sh("recommend --model '%s' --data '%s' --video %lld", teacher_ckpt, root, (long long)id);
     char *err = test_read_file(err_txt, NULL);
-    CHECK_MSG(st == 1 && lines(err) == 1 && strstr(err ? err : "", "mv_video_resnet_features.npy") &&
+    CHECK_MSG(st == 1 && cli_lines(err) == 1 && strstr(err ? err : "", "mv_video_resnet_features.npy") &&
                   strstr(err ? err : "", "a teacher checkpoint"),
               "teacher --video %lld: status %d: %s", (long long)id, st, err ? err : "");
     free(err);
     if (id < x->ds.ugc_video.rows)
-        CHECK(sh("recommend --model '%s' --data '%s' --video %lld", student_ckpt, root, (long long)id) == 0);
+        CHECK(cli_sh("recommend --model '%s' --data '%s' --video %lld", student_ckpt, root, (long long)id) == 0);
     embeddings_free(&te);
 }
 
-/* sh() in a forked child whose files may not grow past limit bytes (RLIMIT_FSIZE; SIGXFSZ ignored, so that a
+/* cli_sh() in a forked child whose files may not grow past limit bytes (RLIMIT_FSIZE; SIGXFSZ ignored, so that a
  * write past it fails with EFBIG instead of killing): a disk that fills at a chosen size. */
 static int sh_fsize_limited(rlim_t limit, const char *fmt, ...) DEBCM_PRINTF(2, 3);
 static int sh_fsize_limited(rlim_t limit, const char *fmt, ...)
@@ -820,7 +786,7 @@ static int sh_fsize_limited(rlim_t limit, const char *fmt, ...)
     if (p == 0) {
         struct rlimit rl = {limit, limit};
         signal(SIGXFSZ, SIG_IGN);
-        _exit(setrlimit(RLIMIT_FSIZE, &rl) != 0 ? 126 : sh("%s", args));
+        _exit(setrlimit(RLIMIT_FSIZE, &rl) != 0 ? 126 : cli_sh("%s", args));
     }
     int st;
     if (p < 0 || waitpid(p, &st, 0) != p)
@@ -847,11 +813,11 @@ static int same_bytes(const char *a, size_t na, const char *b, size_t nb)
 static void test_export_pair(void)
 {
     char dir[4096], pm[4096], pv[4096], sm[4096], sv[4096], p[4096];
-    wpath(dir, "export-pair");
+    cli_wpath(dir, "export-pair");
     snprintf(pm, sizeof pm, "%s/music_embeddings.npy", dir);
     snprintf(pv, sizeof pv, "%s/video_embeddings.npy", dir);
-    wpath(sm, "export/a/b/music_embeddings.npy"); /* the student's, exported by main */
-    wpath(sv, "export/a/b/video_embeddings.npy");
+    cli_wpath(sm, "export/a/b/music_embeddings.npy"); /* the student's, exported by main */
+    cli_wpath(sv, "export/a/b/video_embeddings.npy");
     /* the exported bytes are those of npy_write for the same matrix */
     const char *const exported[2] = {sm, sv};
     for (int i = 0; i < 2; i++) {
@@ -860,7 +826,7 @@ static void test_export_pair(void)
         const int64_t shape[2] = {r, c};
         size_t n0 = 0, n1 = 0;
         char *a = test_read_file(exported[i], &n0), *b = NULL;
-        if (x && npy_write(wpath(p, "npy_write-copy.npy"), NPY_FLOAT32, 2, shape, x, NULL) == 0)
+        if (x && npy_write(cli_wpath(p, "npy_write-copy.npy"), NPY_FLOAT32, 2, shape, x, NULL) == 0)
             b = test_read_file(p, &n1);
         CHECK_MSG(same_bytes(a, n0, b, n1), "%s: not the bytes npy_write writes for the same [%lld, %lld] matrix",
                   exported[i], (long long)r, (long long)c);
@@ -870,7 +836,7 @@ static void test_export_pair(void)
         unlink(p);
     }
     /* the previous pair: the teacher's */
-    int st = sh("export --model '%s' --data '%s' --out '%s'", teacher_ckpt, root, dir);
+    int st = cli_sh("export --model '%s' --data '%s' --out '%s'", teacher_ckpt, root, dir);
     CHECK_MSG(st == 0, "export of the teacher: status %d", st);
     size_t nm0 = 0, nv0 = 0;
     char *m0 = test_read_file(pm, &nm0), *v0 = test_read_file(pv, &nv0);
@@ -882,7 +848,7 @@ static void test_export_pair(void)
         st = sh_fsize_limited((rlim_t)((size_m + size_v) / 2), "export --model '%s' --data '%s' --out '%s'",
                               student_ckpt, root, dir);
         char *err = test_read_file(err_txt, NULL);
-        CHECK_MSG(st == 1 && lines(err) == 1 && strstr(err ? err : "", "video_embeddings.npy"),
+        CHECK_MSG(st == 1 && cli_lines(err) == 1 && strstr(err ? err : "", "video_embeddings.npy"),
                   "export with the video file past the file-size limit: status %d (want 1), stderr (want one line "
                   "naming video_embeddings.npy): %s",
                   st, err ? err : "");
@@ -913,14 +879,14 @@ static void test_export_pair(void)
         FILE *f = fopen(planted[i], "w");
         CHECK_MSG(f && fputs("half a file", f) >= 0 && fclose(f) == 0, "cannot write %s", planted[i]);
     }
-    st = sh("export --model '%s' --data '%s' --out '%s'", student_ckpt, root, dir);
+    st = cli_sh("export --model '%s' --data '%s' --out '%s'", student_ckpt, root, dir);
     char *err = test_read_file(err_txt, NULL);
     CHECK_MSG(st == 0, "export over stale temporary files: status %d: %s", st, err ? err : "");
-    CHECK_MSG(!exists(stale), "%s (a dead process's) was not removed", stale);
-    CHECK_MSG(err && strstr(err, stale) && lines(err) == 1, "export: want one line naming the removed %s: %s", stale,
+    CHECK_MSG(!cli_exists(stale), "%s (a dead process's) was not removed", stale);
+    CHECK_MSG(err && strstr(err, stale) && cli_lines(err) == 1, "export: want one line naming the removed %s: %s", stale,
               err ? err : "");
-    CHECK_MSG(exists(live), "%s (this test's pid, a running process) was removed", live);
-    CHECK_MSG(exists(other), "%s (not a temporary name of export) was removed", other);
+    CHECK_MSG(cli_exists(live), "%s (this test's pid, a running process) was removed", live);
+    CHECK_MSG(cli_exists(other), "%s (not a temporary name of export) was removed", other);
     free(err);
     CHECK_MSG(file_size(pm) == file_size(sm) && file_size(pv) == file_size(sv),
               "after the export the pair in %s is not the student's", dir);
@@ -937,9 +903,9 @@ static void expect_fail(int want, const char *needle, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    int st = sh("%s", args);
+    int st = cli_sh("%s", args);
     char *err = test_read_file(err_txt, NULL), *out = test_read_file(out_txt, NULL);
-    CHECK_MSG(st == want && lines(err) == 1 && strstr(err ? err : "", needle) && (!out || !*out),
+    CHECK_MSG(st == want && cli_lines(err) == 1 && strstr(err ? err : "", needle) && (!out || !*out),
               "debcm %s: status %d (want %d), stderr (want one line with '%s'): %s", args, st, want, needle,
               err ? err : "");
     free(err);
@@ -960,14 +926,14 @@ static void test_errors(loaded *x)
         return;
     }
     const int64_t sw[2] = {2, Dv + 1}, si[2] = {2, Dv}, sn[2] = {3, Dv}, se[2] = {0, Dv};
-    CHECK(npy_write(wpath(wide, "wide.npy"), NPY_FLOAT32, 2, sw, buf, NULL) == 0);
-    CHECK(npy_write(wpath(ints, "ints.npy"), NPY_INT64, 2, si, ibuf, NULL) == 0);
+    CHECK(npy_write(cli_wpath(wide, "wide.npy"), NPY_FLOAT32, 2, sw, buf, NULL) == 0);
+    CHECK(npy_write(cli_wpath(ints, "ints.npy"), NPY_INT64, 2, si, ibuf, NULL) == 0);
     buf[1 * Dv + 2] = NAN;
-    CHECK(npy_write(wpath(nan_f, "nan.npy"), NPY_FLOAT32, 2, sn, buf, NULL) == 0);
-    CHECK(npy_write(wpath(empty, "empty.npy"), NPY_FLOAT32, 2, se, buf, NULL) == 0);
+    CHECK(npy_write(cli_wpath(nan_f, "nan.npy"), NPY_FLOAT32, 2, sn, buf, NULL) == 0);
+    CHECK(npy_write(cli_wpath(empty, "empty.npy"), NPY_FLOAT32, 2, se, buf, NULL) == 0);
     free(buf);
     free(ibuf);
-    wpath(missing, "no-such-file.npy");
+    cli_wpath(missing, "no-such-file.npy");
     /* bad input: exit 1, one line naming the file or option */
     snprintf(want, sizeof want, "wide.npy: rows of %lld values: expected D_v = %lld (the width of ", (long long)(Dv + 1),
              (long long)Dv);
@@ -982,14 +948,14 @@ static void test_errors(loaded *x)
     expect_fail(1, want, "recommend --model '%s' --data '%s' --video %lld", S, root, (long long)Nv);
     snprintf(want, sizeof want, "-k %lld: expected 1 .. %lld (the musics of", (long long)(Nm + 1), (long long)Nm);
     expect_fail(1, want, "recommend --model '%s' --data '%s' --video 0 -k %lld", S, root, (long long)(Nm + 1));
-    CHECK(sh("recommend --model '%s' --data '%s' --video 0 -k %lld", S, root, (long long)Nm) == 0); /* all musics */
+    CHECK(cli_sh("recommend --model '%s' --data '%s' --video 0 -k %lld", S, root, (long long)Nm) == 0); /* all musics */
     expect_fail(1, "no-such-model.safetensors", "recommend --model '%s/no-such-model.safetensors' --data '%s' "
                 "--video 0", work, root);
     expect_fail(1, "a resume checkpoint", "recommend --model '%s/resume.safetensors' --data '%s' --video 0", run_dir,
                 root);
     expect_fail(1, "debcm recommend: error: ", "recommend --model '%s' --data '%s/nowhere' --video 0", S, work);
     /* a student of D_v 64 on data of D_v 32: the shapes named */
-    if (sh("synth --scale tiny --dim-v 32 --out '%s'", wpath(other, "tiny-dv32")) == 0) {
+    if (cli_sh("synth --scale tiny --dim-v 32 --out '%s'", cli_wpath(other, "tiny-dv32")) == 0) {
         expect_fail(1, "tensor 'v_encoder.fc_mu.weight': expected shape", "recommend --model '%s' --data '%s' "
                     "--video 0", S, other);
         expect_fail(1, "tensor 'v_encoder.fc_mu.weight': expected shape", "export --model '%s' --data '%s' --out "
@@ -1014,26 +980,26 @@ static void test_errors(loaded *x)
     expect_fail(2, "--out DIR is required", "export --model '%s' --data '%s'", S, root);
     expect_fail(2, "unexpected argument", "export --model '%s' '%s' extra --out x", S, root);
     /* export into something that cannot be a directory */
-    FILE *pf = fopen(wpath(plain, "plainfile"), "w");
+    FILE *pf = fopen(cli_wpath(plain, "plainfile"), "w");
     if (pf)
         fclose(pf);
     expect_fail(1, "exists and is not a directory", "export --model '%s' --data '%s' --out '%s/sub'", S, root, plain);
     /* --device cuda: a GPU runs it; otherwise one line naming the option */
-    int st = sh("recommend --model '%s' --data '%s' --video 0 --device cuda", S, root);
+    int st = cli_sh("recommend --model '%s' --data '%s' --video 0 --device cuda", S, root);
     char *err = test_read_file(err_txt, NULL);
-    CHECK_MSG(st == 0 || (st == 1 && lines(err) == 1 && strstr(err ? err : "", "--device cuda")),
+    CHECK_MSG(st == 0 || (st == 1 && cli_lines(err) == 1 && strstr(err ? err : "", "--device cuda")),
               "--device cuda: status %d: %s", st, err ? err : "");
     free(err);
     /* --help */
-    CHECK(sh("recommend --help") == 0);
+    CHECK(cli_sh("recommend --help") == 0);
     char *out = test_read_file(out_txt, NULL);
     CHECK(out && strstr(out, "usage: debcm recommend --model CKPT --data ROOT (--video ID | --features FILE.npy)"));
     free(out);
-    CHECK(sh("export --help") == 0);
+    CHECK(cli_sh("export --help") == 0);
     out = test_read_file(out_txt, NULL);
     CHECK(out && strstr(out, "usage: debcm export --model CKPT --data ROOT --out DIR"));
     free(out);
-    CHECK(sh("--help") == 0);
+    CHECK(cli_sh("--help") == 0);
     out = test_read_file(out_txt, NULL);
     CHECK(out && strstr(out, "recommend") && strstr(out, "export"));
     free(out);
@@ -1057,9 +1023,9 @@ int main(int argc, char **argv)
     test_music_genres();
     const unsigned seed = 11;
     printf("data seed 1 (synth tiny, 600 videos, 120 musics, 30 negatives), run seed %u\n", seed);
-    if (sh("synth --scale tiny --videos 600 --musics 120 --negatives 30 --out '%s'", wpath(root, "tiny")) != 0 ||
-        sh("run '%s' --teacher-epochs 2 --student-epochs 4 --batch-size 64 --seed %u --out '%s'", root, seed,
-           wpath(run_dir, "run")) != 0) {
+    if (cli_sh("synth --scale tiny --videos 600 --musics 120 --negatives 30 --out '%s'", cli_wpath(root, "tiny")) != 0 ||
+        cli_sh("run '%s' --teacher-epochs 2 --student-epochs 4 --batch-size 64 --seed %u --out '%s'", root, seed,
+           cli_wpath(run_dir, "run")) != 0) {
         char *err = test_read_file(err_txt, NULL);
         fprintf(stderr, "setup failed: %s\n", err ? err : "");
         free(err);
@@ -1090,6 +1056,6 @@ int main(int argc, char **argv)
         test_errors(&x);
     }
     unload(&x);
-    CHECK(!exists(wpath(cmd, "never")));
+    CHECK(!cli_exists(cli_wpath(cmd, "never")));
     return check_done();
 }

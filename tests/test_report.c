@@ -41,10 +41,9 @@
 #include "apps/run_report_files.h"
 #include "check.h"
 #include "engine/error.h"
+#include "test_cli.h"
 #include "test_files.h"
 
-static const char *debcm, *work;
-static char out_txt[4096], err_txt[4096];
 static int child_as_nobody; /* 1: the command runs as uid/gid 65534 (the test runs as root) */
 static int have_gnuplot;
 
@@ -77,20 +76,6 @@ static int sh(const char *fmt, ...)
         if (errno != EINTR)
             return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int lines_in(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
-static char *wpath(char *buf, const char *rel)
-{
-    snprintf(buf, 4096, "%s/%s", work, rel);
-    return buf;
 }
 
 static char *dpath(char *buf, const char *dir, const char *rel)
@@ -126,7 +111,7 @@ static void fresh_dir(const char *dir)
 /* A message must be one line, naming what it should. */
 static void expect_one_line(const char *err, const char *a, const char *b, const char *what)
 {
-    CHECK_MSG(err && lines_in(err) == 1, "%s: expected one line on stderr, found: %s", what, err ? err : "(none)");
+    CHECK_MSG(err && cli_lines(err) == 1, "%s: expected one line on stderr, found: %s", what, err ? err : "(none)");
     if (err && a)
         CHECK_MSG(strstr(err, a) != NULL, "%s: \"%s\" does not name \"%s\"", what, err, a);
     if (err && b)
@@ -513,12 +498,12 @@ static void test_format_double(void)
 static void test_csv_edges(void)
 {
     char dir[4096], path[4096];
-    wpath(dir, "csv-one-column");
+    cli_wpath(dir, "csv-one-column");
     fresh_dir(dir);
     write_text(dpath(path, dir, "metrics.jsonl"), "{\"a\": 1}\n{}\n{\"a\": 2.5}\n{\"a\": \" x,\\\"y\\\" \"}\n");
     CHECK_MSG(run_report_write_csv(dir) == 0, "%s", debcm_last_error());
     check_csv(dir);
-    wpath(dir, "csv-empty");
+    cli_wpath(dir, "csv-empty");
     fresh_dir(dir);
     write_text(dpath(path, dir, "metrics.jsonl"), "");
     CHECK_MSG(run_report_write_csv(dir) == 0, "%s", debcm_last_error());
@@ -814,7 +799,7 @@ static void check_plots(const char *dir, const json_t *lines, const run_spec *s)
 static char *test_dir(const char *name, run_spec s, const char *command, int report_kind)
 {
     char dir[4096], warn[256];
-    wpath(dir, name);
+    cli_wpath(dir, name);
     fresh_dir(dir);
     json_t *config = make_config(dir, command), *lines = make_metrics(dir, &s);
     json_t *report = report_kind ? make_report(dir, lines, &s, report_kind == 1 ? 0 : report_kind == 2 ? 1 : 2) : NULL;
@@ -904,7 +889,7 @@ static void test_cases(void)
 static void test_zero_epochs(void)
 {
     char dir[4096], path[4096], warn[256];
-    wpath(dir, "zero-epochs");
+    cli_wpath(dir, "zero-epochs");
     fresh_dir(dir);
     json_t *config = make_config(dir, "run");
     json_object_set_new(config, "teacher_epochs", json_integer(0));
@@ -934,7 +919,7 @@ static void test_zero_epochs(void)
     free(md);
     /* the same with gnuplot missing: still the epochs are the reason given */
     char bin[4096];
-    fresh_dir(wpath(bin, "empty-bin-0"));
+    fresh_dir(cli_wpath(bin, "empty-bin-0"));
     char *old_path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
     setenv("PATH", bin, 1);
     CHECK(run_report_markdown(dir) == 0);
@@ -954,9 +939,9 @@ static void test_zero_epochs(void)
 static void test_no_gnuplot(void)
 {
     char dir[4096], bin[4096], path[4096], warn[256];
-    wpath(dir, "no-gnuplot");
+    cli_wpath(dir, "no-gnuplot");
     fresh_dir(dir);
-    fresh_dir(wpath(bin, "empty-bin"));
+    fresh_dir(cli_wpath(bin, "empty-bin"));
     run_spec s = {2, 2, 1, 0, {0, 0}, 0};
     json_decref(make_config(dir, "run"));
     json_decref(make_metrics(dir, &s));
@@ -1004,9 +989,9 @@ static void test_no_gnuplot(void)
 static void test_failing_gnuplot(void)
 {
     char dir[4096], bin[4096], path[4096], warn[256];
-    wpath(dir, "bad-gnuplot");
+    cli_wpath(dir, "bad-gnuplot");
     fresh_dir(dir);
-    fresh_dir(wpath(bin, "fake-bin"));
+    fresh_dir(cli_wpath(bin, "fake-bin"));
     run_spec s = {2, 2, 0, 0, {0, 0}, 0};
     json_decref(make_config(dir, "run"));
     json_decref(make_metrics(dir, &s));
@@ -1047,7 +1032,7 @@ static void test_failing_gnuplot(void)
 /* A fresh hand-made run directory for the error cases. */
 static void error_dir(char *dir, const char *name)
 {
-    wpath(dir, name);
+    cli_wpath(dir, name);
     fresh_dir(dir);
     run_spec s = {1, 1, 1, 0, {0, 0}, 0};
     json_decref(make_config(dir, "run"));
@@ -1151,7 +1136,7 @@ static void test_bad_inputs(void)
     CHECK(test_count_temp_files(dir) == 0);
 
     /* not a directory, and bad usage */
-    wpath(dir, "nothing-here");
+    cli_wpath(dir, "nothing-here");
     st = sh("'%s' report '%s'", debcm, dir);
     err = test_read_file(err_txt, NULL);
     CHECK(st == 1);
@@ -1218,8 +1203,8 @@ static void test_machine(void)
 static void test_end_to_end(void)
 {
     char tiny[4096], run[4096], path[4096];
-    wpath(tiny, "tiny");
-    wpath(run, "run");
+    cli_wpath(tiny, "tiny");
+    cli_wpath(run, "run");
     int st = sh("'%s' synth --scale tiny --out '%s'", debcm, tiny);
     CHECK_MSG(st == 0, "synth: status %d", st);
     st = sh("'%s' run '%s' --epochs 2 --out '%s'", debcm, tiny, run);

@@ -41,18 +41,10 @@
 #include "engine/resume.h"
 #include "engine/run_config.h"
 #include "models/checkpoint.h"
+#include "test_cli.h"
 #include "test_files.h"
 
-static const char *debcm, *work;
-static char out_txt[4096], err_txt[4096];
-
 /* ---- helpers ----------------------------------------------------------------------------------------------------- */
-
-static char *wpath(char *buf, const char *rel)
-{
-    snprintf(buf, 4096, "%s/%s", work, rel);
-    return buf;
-}
 
 static char *slurp(const char *path) { return test_read_file(path, NULL); }
 
@@ -63,20 +55,6 @@ static int spit(const char *path, const void *data, size_t n)
         return -1;
     int rc = fwrite(data, 1, n, f) == n ? 0 : -1;
     return fclose(f) || rc ? -1 : 0;
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static int lines(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* child-side limits for spawn */
@@ -149,7 +127,7 @@ static void sleep_s(double s)
 static int wait_file(const char *path, pid_t child)
 {
     for (int i = 0; i < 60000; i++) {
-        if (exists(path))
+        if (cli_exists(path))
             return 0;
         if (waitpid(child, NULL, WNOHANG) == child)
             return -1;
@@ -226,7 +204,7 @@ static int same_run(const char *ref, const char *dir, int report, const char *wh
     for (int i = 0; i < 2; i++) {
         snprintf(pa, sizeof pa, "%s/%s", ref, files[i]);
         snprintf(pb, sizeof pb, "%s/%s", dir, files[i]);
-        if (exists(pa) && !same_file(pa, pb)) {
+        if (cli_exists(pa) && !same_file(pa, pb)) {
             fprintf(stderr, "%s: %s differs from the reference's\n", what, files[i]);
             ok = 0;
         }
@@ -407,8 +385,8 @@ static void test_resume_file(void)
     ri.config_json = "{\"seed\": 5}";
     ri.data_fingerprint = "fp";
     char path[4096], bad[4096];
-    wpath(path, "lib-resume.safetensors");
-    wpath(bad, "lib-bad.safetensors");
+    cli_wpath(path, "lib-resume.safetensors");
+    cli_wpath(bad, "lib-bad.safetensors");
     CHECK_MSG(resume_save(path, &ri, &s, &best, &t) == 0, "%s", debcm_last_error());
     resume_file rf;
     CHECK_MSG(resume_open(&rf, path) == 0, "%s", debcm_last_error());
@@ -480,7 +458,7 @@ static void test_resume_file(void)
     free(bytes);
 
     /* a model checkpoint: its checksum is written and checked; one from another writer (none) still loads */
-    wpath(path, "lib-model.safetensors");
+    cli_wpath(path, "lib-model.safetensors");
     CHECK(checkpoint_save(&t, path, NULL, 0) == 0);
     CHECK(checkpoint_load(&t2, path) == 0 && arenas_equal(&t, &t2, 0));
     bytes = (unsigned char *)test_read_file(path, &n);
@@ -504,7 +482,7 @@ static void expect_fail(int want, const char *frag1, const char *frag2, int st, 
     char *err = slurp(err_txt);
     printf("  %s: exit %d: %s", what, st, err ? err : "\n");
     CHECK_MSG(st == want, "%s: status %d (want %d): %s", what, st, want, err ? err : "");
-    CHECK_MSG(err && lines(err) >= 1 && strstr(err, frag1) && (!frag2 || strstr(err, frag2)),
+    CHECK_MSG(err && cli_lines(err) >= 1 && strstr(err, frag1) && (!frag2 || strstr(err, frag2)),
               "%s: stderr lacks '%s'%s%s: %s", what, frag1, frag2 ? " / " : "", frag2 ? frag2 : "", err ? err : "");
     free(err);
 }
@@ -573,7 +551,7 @@ static void test_signals(const char *tiny, const char *ref)
             CHECK_MSG(st == 128 + sigs[i], "%s: status %d: %s", names[i], st, err ? err : "");
             CHECK_MSG(err && strstr(err, names[i]) && strstr(err, "--resume") && strstr(err, "resume.safetensors"),
                       "%s: %s", names[i], err ? err : "");
-            CHECK(lines(err) == 1);
+            CHECK(cli_lines(err) == 1);
         }
         free(err);
         CHECK(SH("run --resume %s", dir) == 0);
@@ -655,13 +633,13 @@ static void make_huge(const char *tiny, const char *huge)
 static void test_nonfinite(const char *tiny)
 {
     char huge[4096], a[4096], b[4096], ck[4096];
-    make_huge(tiny, wpath(huge, "huge"));
-    wpath(a, "nan-stop");
-    wpath(b, "nan-skip");
+    make_huge(tiny, cli_wpath(huge, "huge"));
+    cli_wpath(a, "nan-stop");
+    cli_wpath(b, "nan-skip");
     int st = SH("run %s %s --out %s", huge, OPTS, a);
     expect_fail(1, "loss term '", "the state before this step is saved", st, "a non-finite loss");
     char *err = slurp(err_txt);
-    CHECK(err && strstr(err, "(step ") && strstr(err, "--nan-policy skip-batch") && lines(err) == 1);
+    CHECK(err && strstr(err, "(step ") && strstr(err, "--nan-policy skip-batch") && cli_lines(err) == 1);
     free(err);
     snprintf(ck, sizeof ck, "%s/resume.safetensors", a);
     resume_file rf;
@@ -689,7 +667,7 @@ static void test_nonfinite(const char *tiny)
 static void test_damaged(const char *ref)
 {
     char d[4096], ck[4096], cmd[8192];
-    wpath(d, "damaged");
+    cli_wpath(d, "damaged");
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", d, ref, d);
     CHECK(system(cmd) == 0);
     snprintf(ck, sizeof ck, "%s/resume.safetensors", d);
@@ -704,7 +682,7 @@ static void test_damaged(const char *ref)
     CHECK(spit(ck, bytes, n) == 0);
     expect_fail(1, "checksum mismatch", NULL, SH("run --resume %s", d), "flipped");
     char *err = slurp(err_txt);
-    CHECK(lines(err) == 1);
+    CHECK(cli_lines(err) == 1);
     free(err);
     free(bytes);
     /* without its checkpoint the run starts again from its config.json: the same run */
@@ -720,7 +698,7 @@ static void test_damaged(const char *ref)
 static void test_write_fails(const char *tiny, const char *ref)
 {
     char d[4096], ck[4096];
-    wpath(d, "fsize");
+    cli_wpath(d, "fsize");
     snprintf(ck, sizeof ck, "%s/resume.safetensors", d);
     pid_t p = spawn("run %s %s --out %s", tiny, OPTS, d);
     CHECK(wait_file(ck, p) == 0);
@@ -745,7 +723,7 @@ static void test_write_fails(const char *tiny, const char *ref)
 static void test_refusals(const char *tiny, const char *ref)
 {
     char d[4096], e[4096], cmd[8192];
-    wpath(d, "refuse");
+    cli_wpath(d, "refuse");
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", d, ref, d);
     CHECK(system(cmd) == 0);
     expect_fail(1, "already holds a run", "--resume", SH("run %s %s --out %s", tiny, OPTS, d), "a run over a run");
@@ -773,7 +751,7 @@ static void test_refusals(const char *tiny, const char *ref)
                 SH("run --resume %s --lr-student 0.5", d), "--resume with a fixed option");
     expect_fail(2, "--out does not go with it", NULL, SH("run --resume %s --out %s", d, d), "--resume --out");
     expect_fail(1, "expected a run directory", NULL, SH("run --resume %s/no-such-run", work), "no directory");
-    wpath(e, "empty-run");
+    cli_wpath(e, "empty-run");
     mkdir(e, 0777);
     expect_fail(1, "nothing to resume", NULL, SH("run --resume %s", e), "an empty directory");
     expect_fail(1, "the run was started by debcm run: continue it with debcm run --resume", NULL,
@@ -786,11 +764,11 @@ static void test_refusals(const char *tiny, const char *ref)
         close(fd);
     /* other data */
     char other[4096];
-    wpath(other, "other-data");
+    cli_wpath(other, "other-data");
     CHECK(SH("synth --scale tiny --videos 2000 --seed 9 --out %s", other) == 0);
     /* the same data but one feature value in the middle of a training video's row (the whole features count) */
     char moved[4096];
-    wpath(moved, "one-value-changed");
+    cli_wpath(moved, "one-value-changed");
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", moved, tiny, moved);
     CHECK(system(cmd) == 0);
     {
@@ -924,8 +902,8 @@ static void test_bad_data(const char *tiny)
             CHECK_MSG(err && strstr(err, "2 rows"), "the positive-among-negatives count: %s", err ? err : "");
         }
         if (c < 3) {
-            CHECK_MSG(err && lines(err) == 1, "%s: %s", cases[c], err ? err : "");
-            CHECK_MSG(!exists(o), "%s: the refused run left %s", cases[c], o);
+            CHECK_MSG(err && cli_lines(err) == 1, "%s: %s", cases[c], err ? err : "");
+            CHECK_MSG(!cli_exists(o), "%s: the refused run left %s", cases[c], o);
         }
         free(err);
     }
@@ -936,7 +914,7 @@ static void test_bad_data(const char *tiny)
 static void test_read_only(const char *tiny, const char *ref)
 {
     char d[4096], run[4096], ck[4096], cmd[8192];
-    wpath(d, "ro");
+    cli_wpath(d, "ro");
     snprintf(run, sizeof run, "%s/run", d);
     snprintf(ck, sizeof ck, "%s/resume.safetensors", run);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", d, run);
@@ -956,7 +934,7 @@ static void test_read_only(const char *tiny, const char *ref)
     } else {
         printf("  read-only mid-run: exit %d: %s", st, err ? err : "\n");
         CHECK_MSG(st == 1, "read-only mid-run: status %d: %s", st, err ? err : "");
-        CHECK_MSG(err && lines(err) == 1 && strstr(err, run) && strstr(err, "ermission denied"), "%s", err ? err : "");
+        CHECK_MSG(err && cli_lines(err) == 1 && strstr(err, run) && strstr(err, "ermission denied"), "%s", err ? err : "");
         /* still read-only: a resume and a run below it are refused at once */
         st = SH("run --resume %s", run);
         expect_fail(1, "not writable", NULL, st, "--resume of a read-only run");
@@ -981,21 +959,21 @@ static void test_full_disk(const char *tiny, const char *ref)
         printf("full-disk check skipped: no user namespaces here (unshare -rm)\n");
         return;
     }
-    wpath(st_path, "tmpfs-status");
+    cli_wpath(st_path, "tmpfs-status");
     /* a tmpfs with a few hundred KB left: the checkpoint write fails, the previous one is kept */
-    wpath(d, "tmpfs-stopped");
+    cli_wpath(d, "tmpfs-stopped");
     char ck[4096];
     snprintf(ck, sizeof ck, "%s/resume.safetensors", d);
     pid_t p = spawn("run %s %s --out %s", tiny, OPTS, d);
     CHECK(wait_file(ck, p) == 0);
     kill(p, SIGTERM);
     CHECK(wait_for(p) == 143);
-    wpath(m, "tmpfs-mount");
+    cli_wpath(m, "tmpfs-mount");
     snprintf(run, sizeof run, "%s/run", m);
     char back[4096], st2[4096], left[4096];
-    wpath(back, "tmpfs-run");
-    wpath(st2, "tmpfs-status2");
-    wpath(left, "tmpfs-left");
+    cli_wpath(back, "tmpfs-run");
+    cli_wpath(st2, "tmpfs-status2");
+    cli_wpath(left, "tmpfs-left");
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' && mkdir -p '%s'", m, back, m);
     CHECK(system(cmd) == 0);
     snprintf(script, sizeof script,
@@ -1013,7 +991,7 @@ static void test_full_disk(const char *tiny, const char *ref)
     char *kept = slurp(left), *done = slurp(st2);
     printf("  a full disk: exit %s  %s", st ? st : "?\n", err ? err : "\n");
     CHECK_MSG(st && atoi(st) == 1, "a full disk: status %s: %s", st ? st : "?", err ? err : "");
-    CHECK_MSG(err && lines(err) == 1 && strstr(err, "No space left on device"), "%s", err ? err : "");
+    CHECK_MSG(err && cli_lines(err) == 1 && strstr(err, "No space left on device"), "%s", err ? err : "");
     CHECK_MSG(kept && strstr(kept, "same") && strstr(kept, "\n0\n"),
               "after the failed write: the previous checkpoint kept and no temporary file left: %s", kept ? kept : "");
     CHECK_MSG(done && atoi(done) == 0, "resume once the disk has room: status %s", done ? done : "?");
@@ -1044,12 +1022,12 @@ int main(int argc, char **argv)
            (unsigned long long)lcg_state);
     test_config();
     test_resume_file();
-    if (SH("synth --scale tiny --videos 2000 --out %s", wpath(tiny, "tiny")) != 0) {
+    if (SH("synth --scale tiny --videos 2000 --out %s", cli_wpath(tiny, "tiny")) != 0) {
         fprintf(stderr, "debcm synth failed: %s\n", slurp(err_txt));
         return 1;
     }
     double t0 = now_s();
-    int st = SH("run %s %s --checkpoint-every 3 --out %s", tiny, OPTS, wpath(ref, "ref"));
+    int st = SH("run %s %s --checkpoint-every 3 --out %s", tiny, OPTS, cli_wpath(ref, "ref"));
     double t_ref = now_s() - t0;
     CHECK_MSG(st == 0, "the reference run: status %d: %s", st, slurp(err_txt));
     printf("reference run: %.2f s\n", t_ref);

@@ -22,35 +22,11 @@
 
 #include "check.h"
 #include "engine/error.h"
+#include "test_cli.h"
 #include "test_files.h"
-
-static const char *debcm, *work;
-static char out_txt[4096], err_txt[4096];
-
-/* "DEBCM <args>" (through the shell) with stdout/stderr to files; the exit status */
-static int sh(const char *fmt, ...) DEBCM_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-    char args[8192], cmd[12288];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s > '%s' 2> '%s'", work, debcm, args, out_txt, err_txt);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static char *out_text(void) { return test_read_file(out_txt, NULL); }
 static char *err_text(void) { return test_read_file(err_txt, NULL); }
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++)
-        n += *s == '\n';
-    return n;
-}
 
 static void write_text(const char *path, const char *text)
 {
@@ -67,7 +43,7 @@ static void expect_error(int st, int want, const char *frag, const char *what)
 {
     char *e = err_text();
     CHECK_MSG(st == want, "%s: status %d, expected %d (%s)", what, st, want, e ? e : "");
-    CHECK_MSG(e && strstr(e, frag) && count_lines(e) == 1, "%s: stderr \"%s\" should be one line with \"%s\"", what,
+    CHECK_MSG(e && strstr(e, frag) && cli_lines(e) == 1, "%s: stderr \"%s\" should be one line with \"%s\"", what,
               e ? e : "", frag);
     free(e);
 }
@@ -99,7 +75,7 @@ static void test_config(const char *tiny)
     write_text(cfg, "{\"batch_size\": 64, \"lr_student\": 0.002, \"seed\": 7, \"teacher_epochs\": 3, "
                     "\"matching\": \"hinge\", \"dropout\": 0.1}\n");
     /* the file over the defaults, the command line over the file */
-    int st = sh("run %s --config my.json --seed 9 --epochs 2 --print-config", tiny);
+    int st = cli_sh("run %s --config my.json --seed 9 --epochs 2 --print-config", tiny);
     CHECK_MSG(st == 0, "--print-config: status %d", st);
     json_t *j = parse_out("--print-config");
     if (j) {
@@ -111,12 +87,12 @@ static void test_config(const char *tiny)
         CHECK_MSG(str(j, "pgc")[0] == '/' && strstr(str(j, "pgc"), "data_pgc"), "pgc %s", str(j, "pgc"));
     }
     /* a phase's own key on the command line over --epochs, in either order, over the file */
-    CHECK(sh("run %s --config my.json --teacher-epochs 5 --epochs 1 --print-config", tiny) == 0);
+    CHECK(cli_sh("run %s --config my.json --teacher-epochs 5 --epochs 1 --print-config", tiny) == 0);
     json_t *k = parse_out("--teacher-epochs over --epochs");
     CHECK(k && integer(k, "teacher_epochs") == 5 && integer(k, "student_epochs") == 1);
     json_decref(k);
     /* the published flag names */
-    CHECK(sh("run %s --l_r 0.003 --batch_size 48 --num_epoch 4 --dim_latent 32 --weight_decay 0.01 "
+    CHECK(cli_sh("run %s --l_r 0.003 --batch_size 48 --num_epoch 4 --dim_latent 32 --weight_decay 0.01 "
              "--dropout_rate 0.3 --num_neg_sample 7 --margin 0.2 --seed 3 --print-config", tiny) == 0);
     json_t *a = parse_out("aliases");
     if (a) {
@@ -128,26 +104,26 @@ static void test_config(const char *tiny)
     json_decref(a);
     /* a phase's own --lr-student over --l_r, in either order */
     for (int order = 0; order < 2; order++) {
-        CHECK(sh(order ? "run %s --lr-student 0.2 --l_r 0.5 --print-config" : "run %s --l_r 0.5 --lr-student 0.2 "
+        CHECK(cli_sh(order ? "run %s --lr-student 0.2 --l_r 0.5 --print-config" : "run %s --l_r 0.5 --lr-student 0.2 "
                  "--print-config", tiny) == 0);
         json_t *l = parse_out("--l_r beside --lr-student");
         CHECK_MSG(l && num(l, "lr_student") == 0.2 && num(l, "lr_teacher") == 0.5, "order %d", order);
         json_decref(l);
     }
-    CHECK(sh("train-teacher %s --l_r 0.004 --print-config", tiny) == 0);
+    CHECK(cli_sh("train-teacher %s --l_r 0.004 --print-config", tiny) == 0);
     json_t *t = parse_out("--l_r of train-teacher");
     CHECK(t && num(t, "lr_teacher") == 0.004 && !json_object_get(t, "lr_student"));
     json_decref(t);
     /* --print-config is what config.json holds, and a config.json read back with --config gives it again */
     if (j) {
-        CHECK(sh("run %s --config my.json --seed 9 --epochs 2 --out cfg-run", tiny) == 0);
+        CHECK(cli_sh("run %s --config my.json --seed 9 --epochs 2 --out cfg-run", tiny) == 0);
         char p[4096];
         snprintf(p, sizeof p, "%s/cfg-run/config.json", work);
         char *text = test_read_file(p, NULL);
         json_t *written = text ? json_loads(text, 0, NULL) : NULL;
         CHECK_MSG(written && json_equal(written, j), "config.json differs from --print-config: %s", text ? text : "");
         free(text);
-        CHECK(sh("run --config cfg-run/config.json --print-config") == 0); /* its data paths too */
+        CHECK(cli_sh("run --config cfg-run/config.json --print-config") == 0); /* its data paths too */
         json_t *again = parse_out("config.json as --config");
         CHECK(again && json_equal(again, j));
         json_decref(again);
@@ -156,22 +132,22 @@ static void test_config(const char *tiny)
     json_decref(j);
     /* refusals: one line each, naming the file and the key */
     write_text(cfg, "{\"batch_size\": 1}");
-    expect_error(sh("run %s --config my.json --epochs 1", tiny), 1, "my.json: key 'batch_size'", "a bad value");
+    expect_error(cli_sh("run %s --config my.json --epochs 1", tiny), 1, "my.json: key 'batch_size'", "a bad value");
     write_text(cfg, "{\"colour\": 1}");
-    expect_error(sh("run %s --config my.json", tiny), 1, "my.json: unknown key 'colour'", "an unknown key");
+    expect_error(cli_sh("run %s --config my.json", tiny), 1, "my.json: unknown key 'colour'", "an unknown key");
     write_text(cfg, "{\"alpha\": 1}");
-    expect_error(sh("train-teacher %s --config my.json", tiny), 1, "key 'alpha' does not apply to train-teacher",
+    expect_error(cli_sh("train-teacher %s --config my.json", tiny), 1, "key 'alpha' does not apply to train-teacher",
                  "another phase's key");
     write_text(cfg, "{\"seed\": 1,,}");
-    expect_error(sh("run %s --config my.json", tiny), 1, "my.json: line 1", "broken JSON");
-    expect_error(sh("run %s --config no-such.json", tiny), 1, "no-such.json", "a missing file");
+    expect_error(cli_sh("run %s --config my.json", tiny), 1, "my.json: line 1", "broken JSON");
+    expect_error(cli_sh("run %s --config no-such.json", tiny), 1, "no-such.json", "a missing file");
     write_text(cfg, "{}");
-    expect_error(sh("run %s --config my.json --config my.json", tiny), 2, "--config given twice", "twice");
-    expect_error(sh("run %s --name a/b", tiny), 2, "--name needs a plain name", "--name with a slash");
-    expect_error(sh("run %s --name x --out y", tiny), 2, "not both", "--name and --out");
-    expect_error(sh("run --resume cfg-run --config my.json"), 2, "--config does not go with --resume", "resume");
-    expect_error(sh("run %s --l_r -1", tiny), 2, "--l_r", "a bad --l_r");
-    expect_error(sh("evaluate --model x --data %s --config my.json", tiny), 2, "does not apply", "evaluate");
+    expect_error(cli_sh("run %s --config my.json --config my.json", tiny), 2, "--config given twice", "twice");
+    expect_error(cli_sh("run %s --name a/b", tiny), 2, "--name needs a plain name", "--name with a slash");
+    expect_error(cli_sh("run %s --name x --out y", tiny), 2, "not both", "--name and --out");
+    expect_error(cli_sh("run --resume cfg-run --config my.json"), 2, "--config does not go with --resume", "resume");
+    expect_error(cli_sh("run %s --l_r -1", tiny), 2, "--l_r", "a bad --l_r");
+    expect_error(cli_sh("evaluate --model x --data %s --config my.json", tiny), 2, "does not apply", "evaluate");
 }
 
 /* ---- the log and the progress lines ---------------------------------------------------------------------------- */
@@ -246,7 +222,7 @@ static void check_window_is_epoch(const char *dir)
 static void test_progress(const char *tiny)
 {
     /* not a terminal: a plain line every --log-every batches */
-    CHECK(sh("run %s --epochs 2 --batch-size 32 --log-every 2 --name logged", tiny) == 0);
+    CHECK(cli_sh("run %s --epochs 2 --batch-size 32 --log-every 2 --name logged", tiny) == 0);
     char *o = out_text();
     int progress = 0;
     for (const char *p = o; p && (p = strstr(p, "  batch ")); p++)
@@ -283,10 +259,10 @@ static void test_progress(const char *tiny)
     }
     check_log("runs/logged", 2, 2);
     /* a window of the whole epoch equals the epoch's means, bit for bit */
-    CHECK(sh("run %s --epochs 2 --batch-size 64 --log-every 2 --out whole", tiny) == 0);
+    CHECK(cli_sh("run %s --epochs 2 --batch-size 64 --log-every 2 --out whole", tiny) == 0);
     check_window_is_epoch("whole");
     /* --quiet: the test table alone */
-    CHECK(sh("run %s --epochs 1 --batch-size 32 --log-every 1 --quiet --out quiet", tiny) == 0);
+    CHECK(cli_sh("run %s --epochs 1 --batch-size 32 --log-every 1 --quiet --out quiet", tiny) == 0);
     o = out_text();
     CHECK_MSG(o && strstr(o, "Recall@K") && !strstr(o, "epoch") && !strstr(o, "debcm run:"), "--quiet: %s",
               o ? o : "");
@@ -378,6 +354,7 @@ int main(int argc, char **argv)
     }
     debcm = argv[1];
     work = argv[2];
+    cli_cwd = work; /* relative paths (my.json, cfg-run) are the work directory's */
     char cmd[8192], tiny[4096];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", work, work);
     if (system(cmd) != 0)
@@ -385,7 +362,7 @@ int main(int argc, char **argv)
     snprintf(out_txt, sizeof out_txt, "%s/out.txt", work);
     snprintf(err_txt, sizeof err_txt, "%s/err.txt", work);
     snprintf(tiny, sizeof tiny, "%s/tiny", work);
-    if (sh("synth --scale tiny --out %s", tiny) != 0) {
+    if (cli_sh("synth --scale tiny --out %s", tiny) != 0) {
         fprintf(stderr, "debcm synth failed\n");
         return 1;
     }

@@ -22,44 +22,8 @@
 #include "engine/error.h"
 #include "engine/train.h"
 #include "models/checkpoint.h"
+#include "test_cli.h"
 #include "test_files.h"
-
-static const char *debcm, *work;
-static char out_txt[4096], err_txt[4096];
-
-/* run "DEBCM <args>" with stdout/stderr to files; returns the exit status (−1 on a signal) */
-static int sh(const char *fmt, ...) DEBCM_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-    char args[8192], cmd[12288];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2> '%s'", debcm, args, out_txt, err_txt);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int lines(const char *s)
-{
-    int n = 0;
-    for (; s && *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static char *wpath(char *buf, const char *rel)
-{
-    snprintf(buf, 4096, "%s/%s", work, rel);
-    return buf;
-}
 
 static double jnum(json_t *root, const char *obj, const char *key)
 {
@@ -111,7 +75,7 @@ static void test_checkpoint(void)
     model_dims d = {24, 10, 8, 3}, d2 = {20, 10, 8, 3};
     debcm_net s, s2, s3, t;
     char path[4096];
-    wpath(path, "lib.safetensors");
+    cli_wpath(path, "lib.safetensors");
     if (net_create(&s, ops, &d, 1) || net_create(&s2, ops, &d, 1) || net_create(&s3, ops, &d2, 1) ||
         net_create(&t, ops, &d, 0)) {
         CHECK_MSG(0, "net_create: %s", debcm_last_error());
@@ -152,7 +116,7 @@ static void test_run(const char *tiny)
 {
     char a[4096], b[4096], p[4096];
     const char *opts = "--teacher-epochs 3 --student-epochs 5 --batch-size 64 --seed 7";
-    int st = sh("run '%s' %s --out '%s'", tiny, opts, wpath(a, "run-a"));
+    int st = cli_sh("run '%s' %s --out '%s'", tiny, opts, cli_wpath(a, "run-a"));
     CHECK_MSG(st == 0, "run: status %d: %s", st, test_read_file(err_txt, NULL));
     char *out = test_read_file(out_txt, NULL);
     if (out) {
@@ -168,14 +132,14 @@ static void test_run(const char *tiny)
     }
     free(out);
     snprintf(p, sizeof p, "%s/teacher.safetensors", a);
-    CHECK(exists(p));
+    CHECK(cli_exists(p));
     snprintf(p, sizeof p, "%s/student.safetensors", a);
-    CHECK(exists(p));
+    CHECK(cli_exists(p));
     snprintf(p, sizeof p, "%s/report.json", a);
     json_t *ra = load_json(p);
     /* the same seed again, with another thread count (the ops split outputs, never reductions) and the frozen
      * teacher run every step instead of its cached posteriors (the same values) */
-    CHECK(sh("run '%s' %s --threads 3 --teacher-cache off --out '%s'", tiny, opts, wpath(b, "run-b")) == 0);
+    CHECK(cli_sh("run '%s' %s --threads 3 --teacher-cache off --out '%s'", tiny, opts, cli_wpath(b, "run-b")) == 0);
     char *out_b = test_read_file(out_txt, NULL);
     if (out_b) {
         CHECK_CONTAINS(out_b, "teacher cache off");
@@ -206,7 +170,7 @@ static void test_run(const char *tiny)
     CHECK(jnum(ra, "teacher", "best_epoch") >= 1 && jnum(ra, "student", "best_epoch") >= 1);
     /* evaluate reproduces the report's test numbers */
     snprintf(p, sizeof p, "%s/student.safetensors", a);
-    st = sh("evaluate --json --model '%s' --data '%s'", p, tiny);
+    st = cli_sh("evaluate --json --model '%s' --data '%s'", p, tiny);
     CHECK_MSG(st == 0, "evaluate: status %d: %s", st, test_read_file(err_txt, NULL));
     json_t *ev = load_json(out_txt);
     for (int i = 5; ev && i < 13; i++) {
@@ -217,20 +181,20 @@ static void test_run(const char *tiny)
     CHECK_NEAR(ev ? jnum(ev, "val", "recall@25") : 0, jnum(ra, "student", "val_recall@25"), 1e-9);
     json_decref(ev);
     /* text form: both tables */
-    CHECK(sh("evaluate --model '%s' '%s'", p, tiny) == 0);
+    CHECK(cli_sh("evaluate --model '%s' '%s'", p, tiny) == 0);
     out = test_read_file(out_txt, NULL);
     CHECK(out && strstr(out, "test (weighted") && strstr(out, "val (weighted"));
     free(out);
     /* a teacher checkpoint: its full ranking on data_pgc val (the kind comes from the metadata) */
     snprintf(p, sizeof p, "%s/teacher.safetensors", a);
-    CHECK(sh("evaluate --json --model '%s' --data '%s'", p, tiny) == 0);
+    CHECK(cli_sh("evaluate --json --model '%s' --data '%s'", p, tiny) == 0);
     ev = load_json(out_txt);
     CHECK(ev && !strcmp(json_string_value(json_object_get(ev, "model")), "teacher"));
     CHECK_NEAR(ev ? jnum(ev, "pgc_val", "recall@25") : 0, jnum(ra, "teacher", "val_recall@25"), 1e-9);
     json_decref(ev);
     /* train-student with the run's teacher gives the run's student */
-    CHECK(sh("train-student '%s' --teacher '%s' --student-epochs 5 --batch-size 64 --seed 7 --out '%s'", tiny, p,
-             wpath(b, "student-only")) == 0);
+    CHECK(cli_sh("train-student '%s' --teacher '%s' --student-epochs 5 --batch-size 64 --seed 7 --out '%s'", tiny, p,
+             cli_wpath(b, "student-only")) == 0);
     out = test_read_file(out_txt, NULL);
     char line[256];
     snprintf(line, sizeof line, "  10   %8.4f", jnum(ra, "test", "recall@10"));
@@ -238,11 +202,11 @@ static void test_run(const char *tiny)
     free(out);
     /* a student checkpoint is not a teacher */
     snprintf(p, sizeof p, "%s/student.safetensors", a);
-    st = sh("train-student '%s' --teacher '%s' --out '%s'", tiny, p, wpath(b, "refused-kind"));
+    st = cli_sh("train-student '%s' --teacher '%s' --out '%s'", tiny, p, cli_wpath(b, "refused-kind"));
     char *err = test_read_file(err_txt, NULL);
-    CHECK_MSG(st == 1 && lines(err) == 1, "status %d, stderr: %s", st, err);
+    CHECK_MSG(st == 1 && cli_lines(err) == 1, "status %d, stderr: %s", st, err);
     CHECK_CONTAINS(err ? err : "", "metadata 'model': expected 'teacher', found 'student'");
-    CHECK(!exists(b));
+    CHECK(!cli_exists(b));
     free(err);
 done:
     json_decref(ra);
@@ -252,24 +216,24 @@ done:
 static void test_other_dv(const char *tiny)
 {
     char d[4096], t[4096], o[4096], p[4096];
-    CHECK(sh("synth --scale tiny --dim-v 32 --out '%s'", wpath(d, "tiny-dv32")) == 0);
-    CHECK(sh("train-teacher '%s' --epochs 1 --batch-size 64 --out '%s'", d, wpath(t, "teacher-dv32")) == 0);
+    CHECK(cli_sh("synth --scale tiny --dim-v 32 --out '%s'", cli_wpath(d, "tiny-dv32")) == 0);
+    CHECK(cli_sh("train-teacher '%s' --epochs 1 --batch-size 64 --out '%s'", d, cli_wpath(t, "teacher-dv32")) == 0);
     snprintf(p, sizeof p, "%s/teacher.safetensors", t);
-    CHECK(exists(p));
-    int st = sh("train-student '%s' --teacher '%s' --out '%s'", tiny, p, wpath(o, "refused-dv"));
+    CHECK(cli_exists(p));
+    int st = cli_sh("train-student '%s' --teacher '%s' --out '%s'", tiny, p, cli_wpath(o, "refused-dv"));
     char *err = test_read_file(err_txt, NULL);
-    CHECK_MSG(st == 1 && lines(err) == 1, "status %d, stderr: %s", st, err);
+    CHECK_MSG(st == 1 && cli_lines(err) == 1, "status %d, stderr: %s", st, err);
     CHECK_CONTAINS(err ? err : "", "teacher.safetensors: tensor 'v_encoder.fc_mu.weight': expected shape [128, 64] "
                                    "(from the data and --latent), found [128, 32]");
-    CHECK(!exists(o));
+    CHECK(!cli_exists(o));
     free(err);
 }
 
 static void expect_usage(int want, const char *needle, const char *args)
 {
-    int st = sh("%s", args);
+    int st = cli_sh("%s", args);
     char *err = test_read_file(err_txt, NULL);
-    CHECK_MSG(st == want && lines(err) == 1 && strstr(err ? err : "", needle),
+    CHECK_MSG(st == want && cli_lines(err) == 1 && strstr(err ? err : "", needle),
               "debcm %s: status %d (want %d), stderr (want one line with '%s'): %s", args, st, want, needle, err);
     free(err);
 }
@@ -277,7 +241,7 @@ static void expect_usage(int want, const char *needle, const char *args)
 static void test_usage(const char *tiny)
 {
     char cmd[8192], o[4096], f[4096];
-    wpath(o, "never");
+    cli_wpath(o, "never");
 #define U(want, needle, ...)                                                                                      \
     do {                                                                                                          \
         snprintf(cmd, sizeof cmd, __VA_ARGS__);                                                                   \
@@ -310,18 +274,18 @@ static void test_usage(const char *tiny)
     U(2, "--tf32 applies to --device cuda only", "run '%s' --tf32 --out '%s'", tiny, o);
     { /* --device cuda: without a GPU (or a CUDA build) one line naming the option and no output; with one, a run */
         char dc[8192], dout[4096];
-        wpath(dout, "cuda-run");
+        cli_wpath(dout, "cuda-run");
         snprintf(dc, sizeof dc, "run '%s' --device cuda --epochs 1 --batch-size 64 --out '%s'", tiny, dout);
-        int st = sh("%s", dc);
+        int st = cli_sh("%s", dc);
         char *err = test_read_file(err_txt, NULL);
-        CHECK_MSG(st == 0 || (st == 1 && lines(err) == 1 && strstr(err ? err : "", "--device cuda")),
+        CHECK_MSG(st == 0 || (st == 1 && cli_lines(err) == 1 && strstr(err ? err : "", "--device cuda")),
                   "debcm %s: status %d, stderr: %s", dc, st, err);
         if (st != 0)
-            CHECK(!exists(dout));
+            CHECK(!cli_exists(dout));
         free(err);
     }
     /* unwritable --out: below a regular file (refused even for root), or a regular file itself */
-    wpath(f, "plainfile");
+    cli_wpath(f, "plainfile");
     FILE *pf = fopen(f, "w");
     if (pf)
         fclose(pf);
@@ -329,14 +293,14 @@ static void test_usage(const char *tiny)
     U(1, "not a directory", "run '%s' --epochs 1 --out '%s'", tiny, f);
     /* a dataset that does not load: one line, and the (new) output directory is not left behind */
     U(1, "debcm run: error: ", "run '%s/no-such-root' --out '%s'", work, o);
-    CHECK(!exists(o));
+    CHECK(!cli_exists(o));
     snprintf(cmd, sizeof cmd, "%s/sub", f);
-    CHECK(!exists(cmd));
-    CHECK(sh("run --help") == 0);
+    CHECK(!cli_exists(cmd));
+    CHECK(cli_sh("run --help") == 0);
     char *out = test_read_file(out_txt, NULL);
     CHECK(out && strstr(out, "usage: debcm run ROOT") && strstr(out, "--temperature") && strstr(out, "--distill"));
     free(out);
-    CHECK(sh("evaluate --help") == 0);
+    CHECK(cli_sh("evaluate --help") == 0);
 #undef U
 }
 
@@ -347,7 +311,7 @@ static void test_variants(const char *tiny)
     char o[4096], p[4096];
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         snprintf(p, sizeof p, "variant-%zu", i);
-        int st = sh("run '%s' %s --epochs 1 --batch-size 64 --out '%s'", tiny, v[i], wpath(o, p));
+        int st = cli_sh("run '%s' %s --epochs 1 --batch-size 64 --out '%s'", tiny, v[i], cli_wpath(o, p));
         CHECK_MSG(st == 0, "run %s: status %d: %s", v[i], st, test_read_file(err_txt, NULL));
         snprintf(p, sizeof p, "%s/report.json", o);
         json_t *r = load_json(p);
@@ -361,12 +325,12 @@ static void test_variants(const char *tiny)
 static void test_learns(void)
 {
     char d[4096], o0[4096], o1[4096], o2[4096], p[4096];
-    CHECK(sh("synth --scale tiny --videos 2000 --negatives 59 --out '%s'", wpath(d, "tiny59")) == 0);
-    CHECK(sh("run '%s' --epochs 0 --out '%s'", d, wpath(o0, "untrained")) == 0);
-    CHECK(sh("run '%s' --matching hinge --teacher-epochs 3 --student-epochs 15 --batch-size 64 --out '%s'", d,
-             wpath(o1, "trained-hinge")) == 0);
-    CHECK(sh("run '%s' --teacher-epochs 3 --student-epochs 5 --batch-size 64 --out '%s'", d,
-             wpath(o2, "trained-published")) == 0);
+    CHECK(cli_sh("synth --scale tiny --videos 2000 --negatives 59 --out '%s'", cli_wpath(d, "tiny59")) == 0);
+    CHECK(cli_sh("run '%s' --epochs 0 --out '%s'", d, cli_wpath(o0, "untrained")) == 0);
+    CHECK(cli_sh("run '%s' --matching hinge --teacher-epochs 3 --student-epochs 15 --batch-size 64 --out '%s'", d,
+             cli_wpath(o1, "trained-hinge")) == 0);
+    CHECK(cli_sh("run '%s' --teacher-epochs 3 --student-epochs 5 --batch-size 64 --out '%s'", d,
+             cli_wpath(o2, "trained-published")) == 0);
     snprintf(p, sizeof p, "%s/report.json", o0);
     json_t *r0 = load_json(p);
     snprintf(p, sizeof p, "%s/report.json", o1);
@@ -403,7 +367,7 @@ int main(int argc, char **argv)
     snprintf(err_txt, sizeof err_txt, "%s/err.txt", work);
     test_shuffle();
     test_checkpoint();
-    if (sh("synth --scale tiny --out '%s'", wpath(tiny, "tiny")) != 0) {
+    if (cli_sh("synth --scale tiny --out '%s'", cli_wpath(tiny, "tiny")) != 0) {
         fprintf(stderr, "debcm synth failed: %s\n", test_read_file(err_txt, NULL));
         return 1;
     }
