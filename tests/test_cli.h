@@ -48,6 +48,27 @@ static inline int cli_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* A directory that uid 65534 can reach even when the checkout lies under a private one (mkdtemp's 0700): area
+ * (4096 bytes) = a new /tmp/debcm-nobody-XXXXXX (0755) holding a copy of the binary, whose path goes to bin
+ * (4096 bytes). The tests that run a command as nobody (permissions count for it, not for root) work there.
+ * 0, or −1 (said on stderr). The caller removes area. */
+static inline int cli_nobody_area(char *area, char *bin)
+{
+    char cmd[12288];
+    snprintf(area, 4096, "/tmp/debcm-nobody-XXXXXX");
+    if (!mkdtemp(area) || chmod(area, 0755) != 0) {
+        perror("cli_nobody_area");
+        return -1;
+    }
+    snprintf(bin, 4096, "%s/debcm", area);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && chmod 0755 '%s'", debcm, bin, bin);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cli_nobody_area: cannot copy %s into %s\n", debcm, area);
+        return -1;
+    }
+    return 0;
+}
+
 /* newlines in s (a one-line message has 1) */
 static inline int cli_lines(const char *s)
 {
